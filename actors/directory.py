@@ -1,0 +1,186 @@
+"""DirectoryActor: which licenses exist, and the LicenseActor of each.
+
+It restores every license from storage at start-up, adds and removes licenses, and
+publishes an immutable ``LicenseIndex`` after each change. Request threads resolve
+``product`` / ``license_id`` through the published index without a round trip to this
+actor; only changes to the set of licenses pass through its mailbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pykka
+
+from floatkey.actors.license import LicenseActor, license_record
+from floatkey.errors import FloatkeyError
+from floatkey.rules.consumption import Counter
+from floatkey.rules.license import LicenseBook
+from floatkey.rules.policy import Policy, policy_from_record
+from floatkey.rules.seats import Seat
+from floatkey.storage import Storage, keys
+
+logger = logging.getLogger(__name__)
+
+_NEXT_ID = b"next_license_id"
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseEntry:
+    license_id: int
+    product: str
+    #: Serial of the hardware key the license is bound to, or None.
+    key_serial: str | None
+    requires_key: bool
+    ref: pykka.ActorRef[LicenseActor]
+    proxy: Any
+
+
+@dataclass(frozen=True)
+class LicenseIndex:
+    """An immutable snapshot of the licenses, in the order they were added."""
+
+    by_id: dict[int, LicenseEntry]
+
+    def resolve(self, product: str, license_id: int | None) -> LicenseEntry:
+        """The license meant by a request: the given id, or the product's newest license."""
+        if license_id is not None:
+            entry = self.by_id.get(license_id)
+            if entry is not None and entry.product == product:
+                return entry
+            if not any(e.product == product for e in self.by_id.values()):
+                raise unknown_product(product)
+            raise FloatkeyError(
+                "license_not_found", f"The product {product!r} has no license with id {license_id}."
+            )
+        newest = None
+        for entry in self.by_id.values():
+            if entry.product == product:
+                newest = entry
+        if newest is None:
+            raise unknown_product(product)
+        return newest
+
+    def entries(self, product: str | None = None) -> Iterator[LicenseEntry]:
+        for entry in self.by_id.values():
+            if product is None or entry.product == product:
+                yield entry
+
+
+def unknown_product(product: str) -> FloatkeyError:
+    return FloatkeyError(
+        "unknown_product", f"There is no license for the product {product!r} on this server."
+    )
+
+
+class IndexHolder:
+    """Where the directory publishes its current index for every thread to read."""
+
+    def __init__(self) -> None:
+        self.current = LicenseIndex({})
+        self.changed = threading.Condition()
+
+    def publish(self, index: LicenseIndex) -> None:
+        with self.changed:
+            self.current = index
+            self.changed.notify_all()
+
+
+class DirectoryActor(pykka.ThreadingActor):
+    def __init__(self, storage: Storage, clock: Callable[[], datetime], holder: IndexHolder) -> None:
+        super().__init__()
+        self._storage = storage
+        self._clock = clock
+        self._holder = holder
+        self._entries: dict[int, LicenseEntry] = {}
+
+    def on_start(self) -> None:
+        for book in load_books(self._storage):
+            self._start_license(book)
+        self._publish()
+        logger.info("%d licenses loaded", len(self._entries))
+
+    def on_stop(self) -> None:
+        for entry in reversed(list(self._entries.values())):
+            entry.ref.stop()
+        self._entries.clear()
+        self._publish()
+
+    def add(self, policy: Policy) -> tuple[dict[str, Any], int]:
+        """Create a license from ``policy``; answers its license object and the write to wait for."""
+        license_id = (self._storage.get("meta", _NEXT_ID) or 1)
+        book = LicenseBook(license_id=license_id, policy=policy, added_at=self._clock())
+        seq = self._storage.write([
+            ("put", "meta", _NEXT_ID, license_id + 1),
+            ("put", "licenses", keys.license_key(license_id), license_record(book)),
+        ])
+        self._storage.wait(seq)
+        self._start_license(book)
+        self._publish()
+        key_note = ""
+        if policy.is_hardware_key_auth:
+            key_note = f", bound to hardware key {policy.hardware_key_serial}"
+        logger.info("license %d added for product %r%s", license_id, policy.product, key_note)
+        return book.license_object(self._clock()), seq
+
+    def remove(self, license_id: int) -> int:
+        entry = self._entries.pop(license_id, None)
+        if entry is None:
+            raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
+        entry.ref.stop()
+        prefix = keys.license_key(license_id)
+        seq = self._storage.write([
+            ("delete", "licenses", prefix, None),
+            ("delete_prefix", "seats", prefix, None),
+            ("delete_prefix", "feature_seats", prefix, None),
+        ])
+        self._publish()
+        logger.info("license %d of product %r removed", license_id, entry.product)
+        return seq
+
+    def _start_license(self, book: LicenseBook) -> None:
+        ref = LicenseActor.start(book, self._storage, self._clock)
+        policy = book.policy
+        self._entries[book.license_id] = LicenseEntry(
+            license_id=book.license_id,
+            product=policy.product,
+            key_serial=policy.hardware_key_serial,
+            requires_key=policy.is_hardware_key_auth,
+            ref=ref,
+            proxy=ref.proxy(),
+        )
+
+    def _publish(self) -> None:
+        self._holder.publish(LicenseIndex(dict(self._entries)))
+
+
+def load_books(storage: Storage) -> list[LicenseBook]:
+    """Every license with its seats and counters, as stored."""
+    books: dict[int, LicenseBook] = {}
+    for key, record in storage.items("licenses"):
+        license_id = keys.license_id_of(key)
+        books[license_id] = LicenseBook(
+            license_id=license_id,
+            policy=policy_from_record(record["policy"]),
+            added_at=record["added_at"],
+            consumption=Counter.from_record(record["consumption"]),
+            feature_consumption={
+                code: Counter.from_record(c) for code, c in record["feature_consumption"].items()
+            },
+        )
+    for key, record in storage.items("seats"):
+        book = books.get(keys.license_id_of(key))
+        if book is not None:
+            book.seats[record["user"]] = Seat.from_record(record)
+    for key, record in storage.items("feature_seats"):
+        book = books.get(keys.license_id_of(key))
+        if book is not None:
+            seat = Seat.from_record(record)
+            book.feature_seats.setdefault(record["feature"], {})[seat.user] = seat
+    return list(books.values())
+

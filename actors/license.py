@@ -1,0 +1,161 @@
+"""LicenseActor: the one owner of a license's seats, borrows and consumptions.
+
+Every change to one license passes through this actor's mailbox, so seat counting
+needs no lock and cannot race. The actor queues each change for storage before it
+answers and returns the storage sequence number with the answer: the caller acknowledges
+the client only once that number is durable.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pykka
+
+from floatkey.errors import FloatkeyError
+from floatkey.rules.license import Changes, LicenseBook
+from floatkey.rules.policy import policy_to_record
+from floatkey.rules.seats import ClientInfo
+from floatkey.storage import Storage, keys
+from floatkey.storage.environment import Op
+
+logger = logging.getLogger(__name__)
+
+#: An answer for the client (or the FloatkeyError that refuses the action) and the
+#: storage sequence number to wait for before answering.
+Reply = tuple[Any, int]
+
+
+def _replies(method: Callable[..., Reply]) -> Callable[..., Reply]:
+    """Return a refusal as a value: pykka would log every raised one with its traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self: LicenseActor, *args: Any) -> Reply:
+        try:
+            return method(self, *args)
+        except FloatkeyError as exc:
+            return exc, self._storage.queued_seq
+
+    return wrapper
+
+
+class LicenseActor(pykka.ThreadingActor):
+    def __init__(self, book: LicenseBook, storage: Storage, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self._book = book
+        self._storage = storage
+        self._clock = clock
+        self._next_expiry = book.next_expiry()
+
+    # Client actions
+
+    @_replies
+    def register(self, user: str, client: ClientInfo) -> Reply:
+        answer, changes = self._book.register(user, client, self._clock())
+        return answer, self._persist(changes)
+
+    @_replies
+    def borrow(self, user: str, client: ClientInfo, until: datetime | None) -> Reply:
+        answer, changes = self._book.borrow(user, client, until, self._clock())
+        return answer, self._persist(changes)
+
+    @_replies
+    def unregister(self, user: str) -> Reply:
+        return "user_unregistered", self._persist(self._book.unregister(user, self._clock()))
+
+    @_replies
+    def add_consumption(self, n: int) -> Reply:
+        answer, changes = self._book.add_consumption(n, self._clock())
+        return answer, self._persist(changes)
+
+    @_replies
+    def add_feature_consumption(self, feature: str, n: int) -> Reply:
+        answer, changes = self._book.add_feature_consumption(feature, n, self._clock())
+        return answer, self._persist(changes)
+
+    @_replies
+    def feature_register(self, feature: str, user: str, client: ClientInfo,
+                         borrow_until: datetime | None) -> Reply:
+        answer, changes = self._book.feature_register(feature, user, client, borrow_until, self._clock())
+        return answer, self._persist(changes)
+
+    @_replies
+    def feature_release(self, feature: str, user: str) -> Reply:
+        changes = self._book.feature_release(feature, user, self._clock())
+        return "feature_released", self._persist(changes)
+
+    # Administration
+
+    @_replies
+    def release(self, user: str) -> Reply:
+        changes = self._book.release(user)
+        logger.info("seat of %r on license %d released by an administrator", user, self._book.license_id)
+        return None, self._persist(changes)
+
+    @_replies
+    def release_all(self) -> Reply:
+        return None, self._persist(self._book.release_all())
+
+    @_replies
+    def release_all_features(self) -> Reply:
+        return None, self._persist(self._book.release_all_features())
+
+    def sweep(self) -> None:
+        """Free the seats whose time has run out (told periodically by the sweeper)."""
+        now = self._clock()
+        if self._next_expiry is None or now < self._next_expiry:
+            return
+        ended, changes = self._book.expire(now)
+        for user in ended:
+            logger.info("seat of %r on license %d expired", user, self._book.license_id)
+        self._persist(changes)
+        self._next_expiry = self._book.next_expiry()
+
+    # Views
+
+    def license_object(self) -> dict[str, Any]:
+        return self._book.license_object(self._clock())
+
+    def registrations(self) -> list[dict[str, Any]]:
+        return self._book.registrations(self._clock())
+
+    def _persist(self, changes: Changes) -> int:
+        if changes.seats or changes.feature_seats:
+            self._next_expiry = self._book.next_expiry()
+        if not changes:
+            return self._storage.queued_seq
+        return self._storage.write(license_ops(self._book, changes))
+
+
+def license_ops(book: LicenseBook, changes: Changes) -> list[Op]:
+    """The storage writes that make ``changes`` durable."""
+    ops: list[Op] = []
+    lid = book.license_id
+    for user, seat in changes.seats.items():
+        key = keys.seat_key(lid, user)
+        if seat is None:
+            ops.append(("delete", "seats", key, None))
+        else:
+            ops.append(("put", "seats", key, seat.to_record()))
+    for (code, user), seat in changes.feature_seats.items():
+        key = keys.feature_seat_key(lid, code, user)
+        if seat is None:
+            ops.append(("delete", "feature_seats", key, None))
+        else:
+            ops.append(("put", "feature_seats", key, {"feature": code, **seat.to_record()}))
+    if changes.counters:
+        ops.append(("put", "licenses", keys.license_key(lid), license_record(book)))
+    return ops
+
+
+def license_record(book: LicenseBook) -> dict[str, Any]:
+    return {
+        "policy": policy_to_record(book.policy),
+        "added_at": book.added_at,
+        "consumption": book.consumption.to_record(),
+        "feature_consumption": {c: v.to_record() for c, v in book.feature_consumption.items()},
+    }

@@ -1,0 +1,5 @@
+import sys
+
+from floatkey.cli import main
+
+sys.exit(main())

@@ -1,0 +1,235 @@
+"""The ``floatkey`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from floatkey import __version__, config
+from floatkey.errors import ConfigError, FloatkeyError, StorageError
+
+logger = logging.getLogger("floatkey")
+
+#: Subcommands that live in their own modules, each with ``main(argv) -> int``.
+DELEGATED = {
+    "doctor": "floatkey.doctor",
+    "ca": "floatkey.ca",
+    "virtual-key": "floatkey.virtual_key",
+    "users": "floatkey.users",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module = importlib.import_module(DELEGATED[argv[0]])
+        return int(module.main(argv[1:]) or 0)
+    args = parser().parse_args(argv)
+    if not hasattr(args, "run"):
+        parser().print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (ConfigError, StorageError) as exc:
+        print(f"floatkey: {exc}", file=sys.stderr)
+        return 2
+    except FloatkeyError as exc:
+        print(f"floatkey: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="floatkey", description="Floating license server with hardware keys.")
+    p.add_argument("--version", action="version", version=f"floatkey {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the license server")
+    _settings_args(serve)
+    serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
+    serve.add_argument("--crash-if-no-hardware-key", action="store_true", default=None,
+                       help="exit with status 75 instead of refusing when a license's key is missing")
+    serve.add_argument("--user-authentication", action="store_true", default=None,
+                       help="require a login token on every route but /, /auth and health")
+    serve.set_defaults(run=run_serve)
+
+    lic = sub.add_parser("licenses", help="add, list and remove licenses")
+    lic_sub = lic.add_subparsers(metavar="ACTION")
+    add = lic_sub.add_parser("add", help="add a license")
+    _target_args(add)
+    add.add_argument("--product", required=True, help="product short code")
+    add.add_argument("--policy", type=Path, help="JSON file of further policy fields (api.md)")
+    for name, kind in _POLICY_FLAGS.items():
+        add.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
+    add.add_argument("--hardware-key", dest="isHWKeyReq", action="store_true", default=None,
+                     help="bind the license to the hardware key plugged in now")
+    add.set_defaults(run=run_licenses_add)
+    ls = lic_sub.add_parser("list", help="list licenses with live usage")
+    _target_args(ls)
+    ls.add_argument("--product")
+    ls.set_defaults(run=run_licenses_list)
+    rm = lic_sub.add_parser("remove", help="remove a license and its seats")
+    _target_args(rm)
+    rm.add_argument("license_id", type=int)
+    rm.set_defaults(run=run_licenses_remove)
+
+    backup = sub.add_parser("backup", help="copy the data directory while the server runs")
+    _settings_args(backup)
+    backup.add_argument("destination", type=Path, help="a new, empty folder")
+    backup.set_defaults(run=run_backup)
+
+    for name, module in DELEGATED.items():
+        sub.add_parser(name, help=f"see `floatkey {name} --help`", add_help=False)
+        del module
+    return p
+
+
+_POLICY_FLAGS: dict[str, Any] = {
+    "product_name": str, "license_type": str, "license_key": str, "floating_users": int,
+    "floating_timeout": int, "max_borrow_time": int, "validity_period": str, "start_date": str,
+    "max_consumptions": int, "allow_overages": str, "max_overages": int,
+    "allow_unlimited_consumptions": str, "allow_negative_consumptions": str,
+    "reset_consumption": str, "consumption_period": str, "hardware_key_serial": str,
+}
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML configuration file (default: none, embedded defaults)")
+    p.add_argument("--data-dir", type=Path, help="data directory (overrides dataDir)")
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("FLOATKEY_URL", "http://127.0.0.1:8080"),
+                   help="the running server (default $FLOATKEY_URL or http://127.0.0.1:8080)")
+    p.add_argument("--direct", action="store_true",
+                   help="work on the data directory itself; refused while a server uses it")
+    _settings_args(p)
+
+
+def load_settings(args: argparse.Namespace) -> config.Settings:
+    overrides = {
+        "data_dir": getattr(args, "data_dir", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "crash_if_no_hardware_key": getattr(args, "crash_if_no_hardware_key", None),
+        "user_authentication": getattr(args, "user_authentication", None),
+    }
+    return config.load(args.config, overrides)
+
+
+def setup_logging(settings: config.Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pykka").setLevel(logging.WARNING)
+    logging.getLogger("cherrypy.access").setLevel(logging.WARNING)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from floatkey.assembly import build_system
+    from floatkey.web.serve import serve
+
+    settings = load_settings(args)
+    setup_logging(settings)
+    serve(settings, build_system(settings))
+    return 0
+
+
+def run_licenses_add(args: argparse.Namespace) -> int:
+    fields: dict[str, Any] = {}
+    if args.policy is not None:
+        fields.update(json.loads(args.policy.read_text(encoding="utf-8")))
+    fields["product"] = args.product
+    for name in [*_POLICY_FLAGS, "isHWKeyReq"]:
+        if getattr(args, name, None) is not None:
+            fields[name] = getattr(args, name)
+    if args.direct:
+        with _direct(args) as fk:
+            answer = fk.add_license(fields)
+    else:
+        answer = _http(args.url, "POST", "/api/v4/licenses", fields)
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def run_licenses_list(args: argparse.Namespace) -> int:
+    if args.direct:
+        with _direct(args) as fk:
+            answer = fk.licenses(args.product)
+    else:
+        query = "?" + urllib.parse.urlencode({"product": args.product}) if args.product else ""
+        answer = _http(args.url, "GET", "/api/v4/license" + query)
+    for lic in answer:
+        print(f"{lic['id']:>6}  {lic['product_details']['short_code']:<20} "
+              f"{lic['floating_in_use_devices']}/{lic['floating_users']} seats  "
+              f"{lic['license_type']}{'  hardware key' if lic['is_hardware_key_auth'] else ''}")
+    return 0
+
+
+def run_licenses_remove(args: argparse.Namespace) -> int:
+    if args.direct:
+        with _direct(args) as fk:
+            fk.remove_license(license_id=args.license_id)
+    else:
+        _http(args.url, "DELETE", f"/api/v4/licenses/{args.license_id}")
+    print(f"license {args.license_id} removed")
+    return 0
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from floatkey.storage.backup import backup
+
+    settings = load_settings(args)
+    backup(settings.data_dir, args.destination)
+    print(f"backup of {settings.data_dir} written to {args.destination}")
+    return 0
+
+
+def _direct(args: argparse.Namespace) -> Any:
+    from floatkey.assembly import build_system
+
+    settings = load_settings(args)
+    setup_logging(settings)
+    return build_system(settings)
+
+
+def _http(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    token = os.environ.get("FLOATKEY_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        error = json.loads(exc.read() or b"{}")
+        raise FloatkeyError(error.get("code", "internal_error"), error.get("message", str(exc))) from None
+    except urllib.error.URLError as exc:
+        raise FloatkeyError(
+            "service_unavailable", f"No floatkey server answers at {url} ({exc.reason}); "
+            "start one, or pass --url, or --direct to work on the data directory.",
+        ) from None
+    if not raw:
+        return None
+    if raw[:1] in (b"{", b"["):
+        return json.loads(raw)
+    return raw.decode()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure rules of floating licenses: no threads, no I/O, tested on plain data."""

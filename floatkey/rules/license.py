@@ -1,0 +1,321 @@
+"""One license's book: its policy and usage, and every action on it, as plain data.
+
+``LicenseBook`` holds no lock and starts no thread: its LicenseActor owns it and is the
+only caller, one message at a time. Each action returns the answer for the client and
+the ``Changes`` the actor must persist before it answers; an action that raises has
+changed nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from floatkey.errors import FloatkeyError
+from floatkey.rules import consumption, seats
+from floatkey.rules.consumption import Counter
+from floatkey.rules.policy import FeaturePolicy, Policy
+from floatkey.rules.seats import ClientInfo, Seat
+from floatkey.timeutil import format_time
+
+
+@dataclass
+class Changes:
+    """What an action changed: seats put (a Seat) or freed (None), counters touched."""
+
+    seats: dict[str, Seat | None] = field(default_factory=dict)
+    feature_seats: dict[tuple[str, str], Seat | None] = field(default_factory=dict)
+    counters: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.seats or self.feature_seats or self.counters)
+
+
+@dataclass
+class LicenseBook:
+    license_id: int
+    policy: Policy
+    added_at: datetime
+    seats: dict[str, Seat] = field(default_factory=dict)
+    #: feature code -> user -> seat
+    feature_seats: dict[str, dict[str, Seat]] = field(default_factory=dict)
+    consumption: Counter = field(default_factory=Counter)
+    feature_consumption: dict[str, Counter] = field(default_factory=dict)
+
+    # Client actions
+
+    def register(self, user: str, client: ClientInfo, now: datetime) -> tuple[dict[str, Any], Changes]:
+        seats.check_usable(self.policy, now)
+        seat = self._take(user, client, now, None)
+        return self.register_answer(seat, now), Changes(seats={user: seat})
+
+    def borrow(self, user: str, client: ClientInfo, until: datetime | None,
+               now: datetime) -> tuple[dict[str, Any], Changes]:
+        seats.check_usable(self.policy, now)
+        deadline = seats.borrow_deadline(self.policy, until, now)
+        seat = self._take(user, client, now, deadline)
+        return self.register_answer(seat, now), Changes(seats={user: seat})
+
+    def unregister(self, user: str, now: datetime) -> Changes:
+        seats.check_usable(self.policy, now)
+        self._held_seat(user, now)
+        return self._free(user)
+
+    def add_consumption(self, n: int, now: datetime) -> tuple[dict[str, Any], Changes]:
+        seats.check_usable(self.policy, now)
+        self.consumption = consumption.add(self.consumption, n, self.policy.consumption, now, "license")
+        c = self.policy.consumption
+        answer = {
+            "max_consumptions": c.max_consumptions,
+            "total_consumptions": self.consumption.total,
+            "allow_overages": c.allow_overages,
+            "max_overages": c.max_overages,
+            "reset_consumption": c.reset_consumption,
+            "consumption_period": c.consumption_period,
+            "allow_unlimited_consumptions": c.allow_unlimited_consumptions,
+        }
+        return answer, Changes(counters=True)
+
+    def add_feature_consumption(self, code: str, n: int,
+                                now: datetime) -> tuple[dict[str, Any], Changes]:
+        seats.check_usable(self.policy, now)
+        feature = self._feature(code, now)
+        if feature.feature_type != "consumption":
+            raise FloatkeyError(
+                "validation_error", f"The feature {code!r} is not a consumption feature."
+            )
+        counter = self.feature_consumption.get(code, Counter())
+        self.feature_consumption[code] = consumption.add(
+            counter, n, feature.consumption, now, f"feature {code!r}"
+        )
+        return self.feature_object(feature, now), Changes(counters=True)
+
+    def feature_register(self, code: str, user: str, client: ClientInfo,
+                         borrow_until: datetime | None, now: datetime) -> tuple[dict[str, Any], Changes]:
+        seats.check_usable(self.policy, now)
+        feature = self._feature(code, now)
+        if not feature.is_floating:
+            raise FloatkeyError("feature_not_floating", f"The feature {code!r} is not floating.")
+        self._held_seat(user, now)
+        deadline = None
+        if borrow_until is not None:
+            deadline = seats.borrow_deadline(self.policy, borrow_until, now)
+        holders = self.feature_seats.get(code, {})
+        seat = seats.take_seat(
+            holders, user, client,
+            capacity=feature.floating_users,
+            timeout_minutes=feature.timeout_minutes(self.policy.floating_timeout),
+            now=now, borrowed_until=deadline, what=f"feature {code!r}",
+        )
+        self.feature_seats.setdefault(code, {})[user] = seat
+        answer = {
+            "product": self.policy.product,
+            "feature": code,
+            "user": user,
+            "os_hostname": client.os_hostname,
+            "ip_local": client.ip_local,
+            "user_info": client.user_info,
+            "registered_at": format_time(seat.registered_at),
+            "borrowed_until": format_time(seat.borrowed_until),
+        }
+        return answer, Changes(feature_seats={(code, user): seat})
+
+    def feature_release(self, code: str, user: str, now: datetime) -> Changes:
+        seats.check_usable(self.policy, now)
+        if self.policy.feature(code) is None:
+            raise _unknown_feature(code)
+        held = self.feature_seats.get(code, {}).get(user)
+        if held is None or not held.is_live(now):
+            raise FloatkeyError(
+                "registration_not_found", f"The user {user!r} holds no seat of the feature {code!r}."
+            )
+        del self.feature_seats[code][user]
+        return Changes(feature_seats={(code, user): None})
+
+    # Administration and housekeeping
+
+    def release(self, user: str) -> Changes:
+        """Free ``user``'s seat and feature seats, whatever the license's state."""
+        if user not in self.seats:
+            raise FloatkeyError("registration_not_found", f"The user {user!r} holds no seat.")
+        return self._free(user)
+
+    def release_all(self) -> Changes:
+        changes = Changes()
+        for user in list(self.seats):
+            changes.seats.update(self._free(user).seats)
+        changes.feature_seats.update(self.release_all_features().feature_seats)
+        return changes
+
+    def release_all_features(self) -> Changes:
+        changes = Changes()
+        for code, holders in self.feature_seats.items():
+            for user in holders:
+                changes.feature_seats[(code, user)] = None
+        self.feature_seats.clear()
+        return changes
+
+    def expire(self, now: datetime) -> tuple[list[str], Changes]:
+        """Free every seat that has run out; returns the users whose license seat ended."""
+        changes = Changes()
+        ended = seats.expired_users(self.seats, now)
+        for user in ended:
+            changes.seats.update(self._free(user).seats)
+        for code, holders in self.feature_seats.items():
+            for user in seats.expired_users(holders, now):
+                del holders[user]
+                changes.feature_seats[(code, user)] = None
+        return ended, changes
+
+    def next_expiry(self) -> datetime | None:
+        """When the earliest seat runs out, so a sweeper can skip licenses with nothing due."""
+        times = [s.expires_at for s in self.seats.values()]
+        times += [s.expires_at for holders in self.feature_seats.values() for s in holders.values()]
+        return min(times, default=None)
+
+    # Views
+
+    def live_seats(self, now: datetime) -> int:
+        return seats.live_count(self.seats, now)
+
+    def license_object(self, now: datetime) -> dict[str, Any]:
+        """The license as LicenseSpring's license model reads it, with live usage."""
+        p = self.policy
+        c = p.consumption
+        return {
+            "id": self.license_id,
+            "license_key": p.license_key,
+            "license_type": p.license_type,
+            "license_active": p.license_enabled,
+            "license_enabled": p.license_enabled,
+            "is_expired": p.validity_period is not None and now >= p.validity_period,
+            "is_trial": p.is_trial,
+            "validity_period": format_time(p.validity_period),
+            "start_date": format_time(p.start_date or self.added_at),
+            "is_floating": True,
+            "is_floating_cloud": False,
+            "floating_users": p.floating_users,
+            "floating_timeout": p.floating_timeout,
+            "floating_in_use_devices": self.live_seats(now),
+            "can_borrow": p.max_borrow_time > 0,
+            "max_borrow_time": p.max_borrow_time,
+            "is_borrowed": False,
+            "borrowed_until": None,
+            "max_consumptions": c.max_consumptions,
+            "total_consumptions": consumption.current(self.consumption, c, now).total,
+            "allow_unlimited_consumptions": c.allow_unlimited_consumptions,
+            "allow_negative_consumptions": c.allow_negative_consumptions,
+            "allow_overages": c.allow_overages,
+            "max_overages": c.max_overages,
+            "reset_consumption": c.reset_consumption,
+            "consumption_period": c.consumption_period,
+            "is_hardware_key_auth": p.is_hardware_key_auth,
+            "product_details": {
+                "product_id": self.license_id,
+                "product_name": p.product_name,
+                "short_code": p.product,
+            },
+            "product_features": [self.feature_object(f, now) for f in p.features],
+            "metadata": p.metadata,
+            "customer": p.customer,
+        }
+
+    def feature_object(self, feature: FeaturePolicy, now: datetime) -> dict[str, Any]:
+        c = feature.consumption
+        counter = consumption.current(self.feature_consumption.get(feature.code, Counter()), c, now)
+        return {
+            "code": feature.code,
+            "name": feature.name,
+            "feature_type": feature.feature_type,
+            "expiry_date": format_time(feature.expiry_date),
+            "is_floating": feature.is_floating,
+            "floating_users": feature.floating_users,
+            "floating_timeout": feature.timeout_minutes(self.policy.floating_timeout),
+            "floating_in_use_devices": seats.live_count(self.feature_seats.get(feature.code, {}), now),
+            "max_consumption": c.max_consumptions,
+            "total_consumptions": counter.total,
+            "allow_overages": c.allow_overages,
+            "max_overages": c.max_overages,
+            "allow_unlimited_consumptions": c.allow_unlimited_consumptions,
+            "reset_consumption": c.reset_consumption,
+            "consumption_period": c.consumption_period,
+            "metadata": feature.metadata,
+        }
+
+    def register_answer(self, seat: Seat, now: datetime) -> dict[str, Any]:
+        """What register and borrow answer: the SDKs merge the top level into their model."""
+        license_object = self.license_object(now)
+        answer = dict(license_object)
+        answer["is_borrowed"] = seat.borrowed_until is not None
+        answer["borrowed_until"] = format_time(seat.borrowed_until)
+        answer["floating_slots_in_use"] = license_object["floating_in_use_devices"]
+        answer["license_json"] = json.dumps(license_object, separators=(",", ":"))
+        answer["registration"] = seat.to_answer()
+        return answer
+
+    def registrations(self, now: datetime) -> list[dict[str, Any]]:
+        out = []
+        for user, seat in self.seats.items():
+            if not seat.is_live(now):
+                continue
+            features = [
+                {"feature": code, **held.to_answer()}
+                for code, holders in self.feature_seats.items()
+                if (held := holders.get(user)) is not None and held.is_live(now)
+            ]
+            out.append({
+                "license_id": self.license_id,
+                "product": self.policy.product,
+                **seat.to_answer(),
+                "features": features,
+            })
+        return out
+
+    # Helpers
+
+    def _take(self, user: str, client: ClientInfo, now: datetime, until: datetime | None) -> Seat:
+        seat = seats.take_seat(
+            self.seats, user, client,
+            capacity=self.policy.floating_users,
+            timeout_minutes=self.policy.floating_timeout,
+            now=now, borrowed_until=until,
+        )
+        self.seats[user] = seat
+        return seat
+
+    def _held_seat(self, user: str, now: datetime) -> Seat:
+        seat = self.seats.get(user)
+        if seat is None or not seat.is_live(now):
+            raise FloatkeyError(
+                "registration_not_found",
+                f"The user {user!r} holds no seat of the license of {self.policy.product}; "
+                "register first.",
+            )
+        return seat
+
+    def _free(self, user: str) -> Changes:
+        changes = Changes(seats={user: None})
+        self.seats.pop(user, None)
+        for code, holders in self.feature_seats.items():
+            if holders.pop(user, None) is not None:
+                changes.feature_seats[(code, user)] = None
+        return changes
+
+    def _feature(self, code: str, now: datetime) -> FeaturePolicy:
+        feature = self.policy.feature(code)
+        if feature is None:
+            raise _unknown_feature(code)
+        if feature.expiry_date is not None and now >= feature.expiry_date:
+            raise FloatkeyError(
+                "license_expired",
+                f"The feature {code!r} expired on {format_time(feature.expiry_date)}.",
+            )
+        return feature
+
+
+def _unknown_feature(code: str) -> FloatkeyError:
+    return FloatkeyError(
+        "invalid_license_feature_code", f"The license has no feature with the code {code!r}."
+    )

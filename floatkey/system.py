@@ -1,0 +1,285 @@
+"""The running floatkey: storage, actors and sweeper, assembled; also the embedding API.
+
+``Floatkey`` is what the HTTP server drives through a CherryPy plugin, and what a host
+process uses directly to check out seats without HTTP. Each client action resolves the
+license, verifies its hardware key when the license needs one, asks the license's actor
+with a timeout, and returns only once the change it made is synced to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+import pykka
+
+from floatkey import __version__
+from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
+from floatkey.config import Settings
+from floatkey.errors import FloatkeyError, key_not_accessible
+from floatkey.identity import machine_hardware_id
+from floatkey.rules.policy import Policy, policy_from_fields
+from floatkey.rules.seats import ClientInfo
+from floatkey.storage import Storage
+from floatkey.timeutil import utcnow
+
+logger = logging.getLogger(__name__)
+
+#: Exit status of a server that stops because a hardware key is missing and
+#: ``crashIfNoHardwareKey`` is set (EX_TEMPFAIL: a supervisor should restart or fail over).
+EXIT_NO_HARDWARE_KEY = 75
+
+
+NO_CLIENT = ClientInfo()
+
+
+class KeyChecker(Protocol):
+    """Verifies, now, that a hardware key is present and valid (see actors/hardware_key.py)."""
+
+    def check(self, serial: str | None, action: str) -> str: ...
+
+
+class NoKeys:
+    """The key checker of a server without a hardware-key subsystem: no key is ever valid."""
+
+    def check(self, serial: str | None, action: str) -> str:
+        raise key_not_accessible(action)
+
+
+class Floatkey:
+    """floatkey's actor system. Use ``start()`` / ``stop()``, or ``with Floatkey(...) as fk``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        keys: KeyChecker | None = None,
+        exit_process: Callable[[int], Any] = os._exit,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._clock = clock
+        self._keys: KeyChecker = keys or NoKeys()
+        self._exit_process = exit_process
+        self._timeout = self.settings.actor_timeout
+        self._holder = IndexHolder()
+        self.storage: Storage | None = None
+        self._directory: Any = None
+        self._sweeper: _Sweeper | None = None
+        self.machine_id = machine_hardware_id()
+
+    # Lifecycle
+
+    def start(self) -> Floatkey:
+        self.storage = Storage(self.settings.data_dir, self.settings.map_size)
+        try:
+            ref = DirectoryActor.start(self.storage, self._clock, self._holder)
+        except Exception:
+            self.storage.close()
+            raise
+        self._directory = ref.proxy()
+        self._sweeper = _Sweeper(self._holder, self.settings.expiry_sweep_interval)
+        self._sweeper.start()
+        logger.info("floatkey %s started on %s", __version__, self.settings.data_dir)
+        return self
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
+        if self._directory is not None:
+            self._directory.actor_ref.stop()
+            self._directory = None
+        if self.storage is not None:
+            self.storage.close()
+            self.storage = None
+        logger.info("floatkey stopped")
+
+    def __enter__(self) -> Floatkey:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # Client actions (V1)
+
+    def register(self, product: str, user: str, *, license_id: int | None = None,
+                 client: ClientInfo = NO_CLIENT) -> dict[str, Any]:
+        """Take or refresh ``user``'s floating seat; answers the register answer of api.md."""
+        return self._act(product, license_id, "registering user",
+                         lambda p: p.register(user, client))
+
+    def borrow(self, product: str, user: str, *, borrowed_until: datetime | None = None,
+               license_id: int | None = None, client: ClientInfo = NO_CLIENT) -> dict[str, Any]:
+        return self._act(product, license_id, "borrowing license",
+                         lambda p: p.borrow(user, client, borrowed_until))
+
+    def unregister(self, product: str, user: str, *, license_id: int | None = None) -> str:
+        return self._act(product, license_id, "unregistering user", lambda p: p.unregister(user))
+
+    def add_consumption(self, product: str, consumptions: int, *,
+                        license_id: int | None = None) -> dict[str, Any]:
+        return self._act(product, license_id, "adding consumption",
+                         lambda p: p.add_consumption(consumptions))
+
+    def add_feature_consumption(self, product: str, feature: str, consumptions: int, *,
+                                license_id: int | None = None) -> dict[str, Any]:
+        return self._act(product, license_id, "adding feature consumption",
+                         lambda p: p.add_feature_consumption(feature, consumptions))
+
+    def feature_register(self, product: str, feature: str, user: str, *,
+                         license_id: int | None = None, client: ClientInfo = NO_CLIENT,
+                         borrow_until: datetime | None = None) -> dict[str, Any]:
+        return self._act(product, license_id, "registering feature",
+                         lambda p: p.feature_register(feature, user, client, borrow_until))
+
+    def feature_release(self, product: str, feature: str, user: str, *,
+                        license_id: int | None = None) -> str:
+        return self._act(product, license_id, "releasing feature",
+                         lambda p: p.feature_release(feature, user))
+
+    def unregister_all(self) -> None:
+        """Free every seat of every license (the V1 ``unregister/all``)."""
+        self._each_license(lambda p: p.release_all())
+
+    def feature_release_all(self) -> None:
+        self._each_license(lambda p: p.release_all_features())
+
+    # Administration
+
+    def add_license(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Add a license from an administrator's policy fields (api.md, ``POST /licenses``)."""
+        policy = policy_from_fields(fields)
+        return self.add_policy(policy, fields.get("hardware_key_serial"))
+
+    def add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
+        if policy.is_hardware_key_auth:
+            serial = self._checked_key(key_serial, "adding license")
+            policy = replace(policy, hardware_key_serial=serial)
+        answer, seq = self._ask(self._directory.add(policy))
+        self._wait(seq)
+        return answer
+
+    def remove_license(self, product: str | None = None, license_id: int | None = None) -> None:
+        if product is not None:
+            license_id = self._index().resolve(product, license_id).license_id
+        if license_id is None:
+            raise FloatkeyError("missing_parameters", "Name the license: product or license_id.")
+        self._wait(self._ask(self._directory.remove(license_id)))
+
+    def licenses(self, product: str | None = None) -> list[dict[str, Any]]:
+        entries = list(self._index().entries(product))
+        if product is not None and not entries:
+            raise unknown_product(product)
+        futures = [e.proxy.license_object() for e in entries]
+        return [self._ask(f) for f in futures]
+
+    def registrations(self, license_id: int | None = None) -> list[dict[str, Any]]:
+        entries = [e for e in self._index().entries() if license_id in (None, e.license_id)]
+        if license_id is not None and not entries:
+            raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
+        futures = [e.proxy.registrations() for e in entries]
+        return [seat for f in futures for seat in self._ask(f)]
+
+    def force_release(self, license_id: int, user: str) -> None:
+        entry = self._index().by_id.get(license_id)
+        if entry is None:
+            raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
+        self._reply(self._ask(entry.proxy.release(user)))
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id}
+
+    @property
+    def hardware_id(self) -> str:
+        return self.machine_id
+
+    # Plumbing
+
+    def _index(self) -> Any:
+        if self._directory is None:
+            raise FloatkeyError("service_unavailable", "floatkey is not running.")
+        return self._holder.current
+
+    def _act(self, product: str, license_id: int | None, action: str, call: Callable) -> Any:
+        entry: LicenseEntry = self._index().resolve(product, license_id)
+        if entry.requires_key:
+            self._checked_key(entry.key_serial, action)
+        return self._reply(self._ask(call(entry.proxy)))
+
+    def _reply(self, reply: tuple[Any, int]) -> Any:
+        """Wait until what the answer rests on is durable (a refusal too), then answer."""
+        answer, seq = reply
+        self._wait(seq)
+        if isinstance(answer, FloatkeyError):
+            raise answer
+        return answer
+
+    def _each_license(self, call: Callable) -> None:
+        futures = [call(e.proxy) for e in self._index().entries()]
+        for future in futures:
+            self._reply(self._ask(future))
+
+    def _checked_key(self, serial: str | None, action: str) -> str:
+        try:
+            return self._keys.check(serial, action)
+        except FloatkeyError as exc:
+            if exc.code == "hardware_key_not_accessible" and self.settings.crash_if_no_hardware_key:
+                self._crash(action)
+            raise
+
+    def _crash(self, action: str) -> None:
+        logger.critical(
+            "no valid hardware key for %s and crashIfNoHardwareKey is set: exiting with status %d",
+            action, EXIT_NO_HARDWARE_KEY,
+        )
+        if self.storage is not None:
+            self.storage.wait(self.storage.queued_seq, self._timeout)
+        logging.shutdown()
+        self._exit_process(EXIT_NO_HARDWARE_KEY)
+
+    def _ask(self, future: Any) -> Any:
+        try:
+            return future.get(timeout=self._timeout)
+        except pykka.Timeout:
+            raise FloatkeyError(
+                "service_unavailable", "The license server is overloaded; try again shortly."
+            ) from None
+        except pykka.ActorDeadError:
+            raise FloatkeyError(
+                "license_not_found", "The license was removed while the request was handled."
+            ) from None
+
+    def _wait(self, seq: int) -> None:
+        assert self.storage is not None
+        self.storage.wait(seq, self._timeout)
+
+
+class _Sweeper:
+    """Tells every license actor to free expired seats, every ``interval`` seconds."""
+
+    def __init__(self, holder: IndexHolder, interval: float) -> None:
+        self._holder = holder
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="seat-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            for entry in self._holder.current.entries():
+                try:
+                    entry.proxy.sweep()
+                except pykka.ActorDeadError:
+                    logger.debug("license %d removed during a sweep", entry.license_id)

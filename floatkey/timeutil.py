@@ -1,0 +1,54 @@
+"""Timestamps on the wire: RFC 3339 in UTC with a ``Z`` out, any offset or a bare date in."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from floatkey.errors import FloatkeyError
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(value: datetime | None) -> str | None:
+    """``2026-11-28T10:00:00Z`` (microseconds kept when present), or None."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def parse_time(value: object, field: str) -> datetime | None:
+    """Parse a client timestamp; None or the zero time mean "none".
+
+    Raises ``validation_error`` naming ``field`` for anything else.
+    """
+    if value is None or value == "" or value == ZERO_TIME:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise _bad(field, value)
+    text = value.strip()
+    try:
+        if _DATE.fullmatch(text):
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise _bad(field, value) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.year <= 1:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def _bad(field: str, value: object) -> FloatkeyError:
+    return FloatkeyError(
+        "validation_error",
+        f"{field} must be an RFC 3339 timestamp such as 2026-12-31T18:00:00Z or a date "
+        f"such as 2026-12-31, not {value!r}",
+    )

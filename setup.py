@@ -1,0 +1,47 @@
+from pathlib import Path
+
+from setuptools import setup
+
+setup(
+    name="floatkey",
+    version="0.1.0",
+    description="Floating license server with hardware-key binding, speaking LicenseSpring's V1 protocol",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=[
+        "floatkey",
+        "floatkey.rules",
+        "floatkey.actors",
+        "floatkey.web",
+        "floatkey.storage",
+    ],
+    package_dir={
+        "floatkey": "floatkey",
+        "floatkey.actors": "actors",
+        "floatkey.web": "web",
+        "floatkey.storage": "storage",
+    },
+    package_data={"floatkey": ["py.typed"], "floatkey.web": ["static/*"]},
+    install_requires=[
+        # pykka 4 brings typed proxies and the ActorRegistry listener lookups we use.
+        "pykka>=4.0,<5",
+        "cherrypy>=18.8,<19",
+        "pyjwt>=2.8,<3",
+        "lmdb>=1.4,<4",
+        "msgpack>=1.0.4,<2",
+        # The configuration file is YAML; safe_load only.
+        "PyYAML>=6.0,<7",
+        # argon2id password hashes for authentication mode.
+        "argon2-cffi>=23.1,<26",
+        # X.509 chains and ECDSA signatures of hardware keys; the vendor CA.
+        "cryptography>=42,<49",
+        # PC/SC access to hardware keys (built against libpcsclite-dev on Linux).
+        "pyscard>=2.0,<3",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10", "pytest-timeout>=2.2,<3", "ruff>=0.5", "schemathesis>=4.0,<5", "requests>=2.31,<3"],
+    },
+    entry_points={"console_scripts": ["floatkey = floatkey.cli:main"]},
+)

@@ -1,0 +1,31 @@
+"""Online backup: a consistent copy of a data directory, even while a server writes it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lmdb
+
+from floatkey.errors import StorageError
+
+
+def backup(data_dir: Path, destination: Path) -> None:
+    """Copy the LMDB environment of ``data_dir`` (compacted) into the new folder ``destination``."""
+    if not (Path(data_dir) / "data.mdb").exists():
+        raise StorageError(f"{data_dir} holds no floatkey data (no data.mdb)")
+    destination = Path(destination)
+    if destination.exists() and any(destination.iterdir()):
+        raise StorageError(f"{destination} is not empty; back up into a new folder")
+    destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(destination, 0o700)
+    env = lmdb.open(str(data_dir), readonly=True, max_dbs=16, lock=True)
+    try:
+        env.copy(str(destination), compact=True)
+    finally:
+        env.close()
+    secret = Path(data_dir) / "token.secret"
+    if secret.exists():
+        target = destination / "token.secret"
+        target.write_bytes(secret.read_bytes())
+        os.chmod(target, 0o600)

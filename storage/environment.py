@@ -1,0 +1,206 @@
+"""The LMDB environment and its group-committing writer.
+
+Many license actors write at once. Each write is queued and gets a sequence number;
+one writer thread applies everything queued in a single transaction and commits it
+with a sync, then wakes the waiters. A caller answers its client only after
+``wait(seq)`` returns, so every acknowledged change is on disk, while one fsync is
+shared by all the writes that arrived during the previous one. Writes are applied in
+the order they were queued, so a change that is durable implies every change queued
+before it is durable too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import lmdb
+
+from floatkey.errors import StorageError
+from floatkey.storage.codec import pack, unpack
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DATABASES = ("meta", "licenses", "seats", "feature_seats", "users")
+_SCHEMA_KEY = b"schema_version"
+
+#: One write operation: ("put", db, key, value), ("delete", db, key, None)
+#: or ("delete_prefix", db, prefix, None).
+Op = tuple[str, str, bytes, Any]
+
+
+class Storage:
+    """The data directory: opened once per process, closed at shut-down."""
+
+    def __init__(self, path: Path, map_size: int = 1 << 30) -> None:
+        self.path = Path(path)
+        _make_private_dir(self.path)
+        self._lock_file = _take_lock(self.path)
+        try:
+            self._env = lmdb.open(
+                str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 1,
+                sync=True, metasync=True, subdir=True, max_readers=512,
+            )
+        except lmdb.Error as exc:
+            raise StorageError(f"{self.path}: cannot open the data directory: {exc}") from None
+        self._dbs = {name: self._env.open_db(name.encode()) for name in DATABASES}
+        self._check_schema()
+        self._queue: list[tuple[int, list[Op]]] = []
+        self._queued_seq = 0
+        self._committed_seq = 0
+        self._failed: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._closing = False
+        self._writer = threading.Thread(target=self._write_loop, name="storage-writer", daemon=True)
+        self._writer.start()
+
+    def _check_schema(self) -> None:
+        with self._env.begin(write=True, db=self._dbs["meta"]) as txn:
+            raw = txn.get(_SCHEMA_KEY)
+            if raw is None:
+                txn.put(_SCHEMA_KEY, pack(SCHEMA_VERSION))
+                return
+            version = unpack(raw)
+        if version > SCHEMA_VERSION:
+            self._env.close()
+            self._lock_file.close()
+            raise StorageError(
+                f"{self.path} was written by a newer floatkey (schema {version}; this one "
+                f"reads up to {SCHEMA_VERSION}). Upgrade floatkey or use another data directory."
+            )
+
+    # Reading
+
+    def get(self, db: str, key: bytes) -> Any:
+        with self._env.begin(db=self._dbs[db]) as txn:
+            raw = txn.get(key)
+        return None if raw is None else unpack(raw)
+
+    def items(self, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
+        """Every record of ``db`` whose key starts with ``prefix``, in key order."""
+        with self._env.begin(db=self._dbs[db]) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(prefix):
+                return
+            for key, raw in cursor:
+                if not key.startswith(prefix):
+                    break
+                yield bytes(key), unpack(raw)
+
+    # Writing
+
+    def write(self, ops: list[Op]) -> int:
+        """Queue ``ops`` as one atomic change; returns the sequence number to wait for."""
+        with self._lock:
+            if self._closing:
+                raise StorageError("the storage is closed")
+            self._queued_seq += 1
+            self._queue.append((self._queued_seq, ops))
+            self._work.notify()
+            return self._queued_seq
+
+    @property
+    def queued_seq(self) -> int:
+        """Sequence number of the latest queued write."""
+        return self._queued_seq
+
+    def wait(self, seq: int, timeout: float | None = None) -> None:
+        """Block until write ``seq`` (and all before it) is committed and synced."""
+        with self._lock:
+            if not self._done.wait_for(lambda: self._committed_seq >= seq, timeout):
+                raise StorageError("the data directory did not commit in time")
+            if seq in self._failed:
+                raise StorageError(f"the change could not be stored: {self._failed[seq]}")
+
+    def write_now(self, ops: list[Op], timeout: float | None = None) -> None:
+        self.wait(self.write(ops), timeout)
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._lock:
+                self._work.wait_for(lambda: self._queue or self._closing)
+                batch, self._queue = self._queue, []
+                if not batch and self._closing:
+                    return
+            error = self._commit(batch)
+            with self._lock:
+                if error is not None:
+                    for seq, _ in batch:
+                        self._failed[seq] = error
+                self._committed_seq = batch[-1][0]
+                self._done.notify_all()
+
+    def _commit(self, batch: list[tuple[int, list[Op]]]) -> str | None:
+        try:
+            with self._env.begin(write=True) as txn:
+                for _, ops in batch:
+                    for kind, db, key, value in ops:
+                        self._apply(txn, kind, self._dbs[db], key, value)
+        except lmdb.Error as exc:
+            logger.error("storage write failed, %d changes refused: %s", len(batch), exc)
+            return str(exc)
+        return None
+
+    @staticmethod
+    def _apply(txn: lmdb.Transaction, kind: str, db: Any, key: bytes, value: Any) -> None:
+        if kind == "put":
+            txn.put(key, pack(value), db=db)
+        elif kind == "delete":
+            txn.delete(key, db=db)
+        elif kind == "delete_prefix":
+            cursor = txn.cursor(db=db)
+            if cursor.set_range(key):
+                while cursor.key().startswith(key):
+                    if not cursor.delete():
+                        break
+        else:
+            raise ValueError(f"unknown storage operation {kind!r}")
+
+    # Maintenance
+
+    def backup(self, destination: Path) -> None:
+        """Copy a consistent snapshot of the environment to ``destination`` (a new folder)."""
+        _make_private_dir(Path(destination))
+        self._env.copy(str(destination), compact=True)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close the environment."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._work.notify()
+        self._writer.join()
+        self._env.sync(True)
+        self._env.close()
+        self._lock_file.close()
+
+
+def _take_lock(path: Path) -> IO[str]:
+    """Hold ``floatkey.lock`` so that no second process writes the same data directory."""
+    handle = open(path / "floatkey.lock", "a+")  # noqa: SIM115 - held until close()
+    os.chmod(handle.name, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StorageError(
+            f"{path} is in use by another floatkey process; stop it, or talk to it over HTTP."
+        ) from None
+    return handle
+
+
+def _make_private_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot create the data directory: {exc.strerror}") from None

@@ -1,0 +1,112 @@
+"""Route handlers: read the fields, call the actor system, return the answer.
+
+No business rule lives here. Each handler takes the running ``Floatkey``, the request
+fields (the JSON body of a POST, the query of a GET) and the path parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from floatkey import inputs
+from floatkey.errors import FloatkeyError
+from floatkey.system import Floatkey
+from floatkey.web import fields as f
+
+Fields = dict[str, Any]
+
+
+def register(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    return fk.register(f.product(body), f.user(body), license_id=inputs.license_id(body),
+                       client=f.client(body))
+
+
+def unregister(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    return fk.unregister(f.product(body), f.user(body), license_id=inputs.license_id(body))
+
+
+def unregister_all(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    fk.unregister_all()
+    return ""
+
+
+def borrow(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    product, user = f.product(body), f.user(body)
+    return fk.borrow(product, user, license_id=inputs.license_id(body), client=f.client(body),
+                     borrowed_until=f.borrowed_until(body, "borrowed_until"))
+
+
+def add_consumption(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    product = f.product(body)
+    inputs.text(body, "user")
+    return fk.add_consumption(product, f.consumptions(body), license_id=inputs.license_id(body))
+
+
+def add_feature_consumption(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    product, feature = f.product(body), f.feature(body)
+    inputs.text(body, "user")
+    return fk.add_feature_consumption(product, feature, f.consumptions(body),
+                                      license_id=inputs.license_id(body))
+
+
+def feature_register(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    product, feature, user = f.product(body), f.feature(body), f.user(body)
+    return fk.feature_register(
+        product, feature, user, license_id=inputs.license_id(body), client=f.client(body),
+        borrow_until=f.borrowed_until(body, "borrow_until", "borrowed_until"),
+    )
+
+
+def feature_release(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    product, feature, user = f.product(body), f.feature(body), f.user(body)
+    return fk.feature_release(product, feature, user, license_id=inputs.license_id(body))
+
+
+def feature_release_all(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    fk.feature_release_all()
+    return ""
+
+
+def health(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    return fk.health()
+
+
+def licenses(fk: Floatkey, query: Fields, _: Fields) -> Any:
+    return fk.licenses(inputs.text(query, "product"))
+
+
+def add_license(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    return fk.add_license(body)
+
+
+def remove_license(fk: Floatkey, _: Fields, path: Fields) -> Any:
+    fk.remove_license(license_id=_path_id(path))
+    return ""
+
+
+def remove_product(fk: Floatkey, query: Fields, _: Fields) -> Any:
+    fk.remove_license(f.product(query), inputs.license_id(query))
+    return "product_removed"
+
+
+def registrations(fk: Floatkey, query: Fields, _: Fields) -> Any:
+    return {"registrations": fk.registrations(inputs.license_id(query))}
+
+
+def force_release(fk: Floatkey, _: Fields, path: Fields) -> Any:
+    fk.force_release(_path_id(path), path["user"])
+    return ""
+
+
+def hardware_key(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    return fk.hardware_key_status()
+
+
+def _path_id(path: Fields) -> int:
+    value = inputs.integer(path, "license_id", minimum=1, maximum=2**63 - 1, required=True)
+    assert value is not None
+    return value
+
+
+def not_json_object(body: object) -> FloatkeyError:
+    return FloatkeyError("invalid_json", "The request body must be a JSON object.")

@@ -1,0 +1,47 @@
+"""``floatkey serve``: the HTTP server on CherryPy's engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import cherrypy
+
+from floatkey.config import Settings
+from floatkey.system import Floatkey
+from floatkey.web.api import build_table
+from floatkey.web.openapi import OpenApi
+from floatkey.web.plugin import FloatkeyPlugin
+from floatkey.web.routes import Route
+from floatkey.web.server import build_app, server_config
+
+logger = logging.getLogger(__name__)
+
+
+def mount(fk: Floatkey, settings: Settings, extra_routes: list[Route] | None = None,
+          extra_config: dict[str, Any] | None = None) -> cherrypy.Application:
+    """Build the application with every route and mount it at ``/``."""
+    docs = OpenApi()
+    table = build_table(docs.routes() + (extra_routes or []))
+    docs.table = table
+    app = build_app(fk, settings, table, extra_config)
+    cherrypy.tree.apps[""] = app
+    return app
+
+
+def serve(settings: Settings, fk: Floatkey) -> None:
+    """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
+    mount(fk, settings)
+    cherrypy.config.update(server_config(settings))
+    FloatkeyPlugin(cherrypy.engine, fk).subscribe()
+    if hasattr(cherrypy.engine, "signal_handler"):
+        cherrypy.engine.signal_handler.subscribe()
+    cherrypy.engine.start()
+    host, port = cherrypy.server.bound_addr[:2]
+    scheme = "https" if settings.tls.enabled else "http"
+    if settings.user_authentication:
+        mode = "authentication mode"
+    else:
+        mode = "open mode: anyone who reaches this port can use every route"
+    logger.info("floatkey listening on %s://%s:%d (%s)", scheme, host, port, mode)
+    cherrypy.engine.block()

@@ -1,0 +1,240 @@
+"""The CherryPy application: route matching, JSON in and out, the error shape.
+
+Cross-cutting work runs as CherryPy tools at ``before_handler``: ``floatkey_route``
+matches the route table first (priority 10), then the authentication tool, when on,
+checks the route's role (priority 20). The one exposed handler reads the fields, calls
+the route's handler and renders the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from typing import Any
+
+import cherrypy
+
+from floatkey import __version__
+from floatkey.config import Settings
+from floatkey.errors import FloatkeyError
+from floatkey.system import Floatkey
+from floatkey.web import pages
+from floatkey.web.routes import Route, RouteTable
+
+logger = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+
+
+class JsonError(cherrypy.HTTPError):
+    """An HTTPError whose response is the API's JSON error shape.
+
+    Tools raise it: CherryPy answers an HTTPError without logging a traceback.
+    """
+
+    def __init__(self, error: FloatkeyError) -> None:
+        self.error = error
+        super().__init__(error.status, error.message)
+
+    def set_response(self) -> None:
+        cherrypy.serving.response.body = error_body(self.error)
+
+
+def match_route(table: RouteTable) -> None:
+    """Tool: find the route of this request, or answer 404/405."""
+    request = cherrypy.serving.request
+    route, params, known = table.match(request.method, request.path_info)
+    if route is None:
+        if known:
+            cherrypy.serving.response.headers["Allow"] = ", ".join(table.allowed_methods(request.path_info))
+            raise JsonError(FloatkeyError(
+                "method_not_allowed", f"{request.method} is not allowed on {request.path_info}."
+            ))
+        raise JsonError(not_found(request.path_info))
+    request.floatkey_route = route
+    request.floatkey_path_params = params
+
+
+def raw_body() -> None:
+    """Tool: keep the body unparsed so the handler reads it as JSON whatever its type says."""
+    cherrypy.serving.request.body.processors.clear()
+
+
+class Api:
+    """The root of the application: one handler for every route of the table."""
+
+    def __init__(self, fk: Floatkey, table: RouteTable, settings: Settings) -> None:
+        self.fk = fk
+        self.table = table
+        self.max_body = settings.max_body_size
+
+    @cherrypy.expose
+    def default(self, *_vpath: str, **query: Any) -> bytes:
+        request = cherrypy.serving.request
+        route: Route = request.floatkey_route
+        try:
+            fields = self._body() if request.method == "POST" else _single_values(query)
+            result = route.handler(self.fk, fields, request.floatkey_path_params)
+        except FloatkeyError as error:
+            return error_body(error)
+        cherrypy.serving.response.status = route.status
+        return render(result)
+
+    def _body(self) -> dict[str, Any]:
+        request = cherrypy.serving.request
+        length = request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise too_large(self.max_body)
+        raw = request.body.read(self.max_body + 1) if request.body else b""
+        if len(raw) > self.max_body:
+            raise too_large(self.max_body)
+        if not raw.strip():
+            return {}
+        try:
+            parsed = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise FloatkeyError("invalid_json", "The request body is not valid JSON.") from None
+        if not isinstance(parsed, dict):
+            raise FloatkeyError("invalid_json", "The request body must be a JSON object.")
+        return parsed
+
+
+def _single_values(query: dict[str, Any]) -> dict[str, Any]:
+    for name, value in query.items():
+        if not isinstance(value, str):
+            raise FloatkeyError("validation_error", f"The query parameter {name!r} is given twice.")
+    return query
+
+
+def not_found(path: str) -> FloatkeyError:
+    return FloatkeyError("not_found", f"There is no route {path}; see /api/v4/docs.")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def too_large(limit: int) -> FloatkeyError:
+    cherrypy.serving.response.headers["Connection"] = "close"
+    return FloatkeyError("payload_too_large", f"The request body is larger than {limit} bytes.")
+
+
+def render(result: Any) -> bytes:
+    response = cherrypy.serving.response
+    if isinstance(result, pages.Html):
+        response.headers["Content-Type"] = "text/html;charset=utf-8"
+        return result.encode()
+    if isinstance(result, str):
+        response.headers["Content-Type"] = "text/plain;charset=utf-8"
+        return result.encode()
+    response.headers["Content-Type"] = JSON_TYPE
+    return json.dumps(result, separators=(",", ":")).encode()
+
+
+def error_body(error: FloatkeyError) -> bytes:
+    response = cherrypy.serving.response
+    response.status = error.status
+    response.headers["Content-Type"] = JSON_TYPE
+    response.headers.pop("Content-Length", None)
+    return json.dumps(error.to_dict()).encode()
+
+
+def handle_error() -> None:
+    """``request.error_response``: every exception becomes the JSON error shape."""
+    exc = sys.exc_info()[1]
+    response = cherrypy.serving.response
+    if isinstance(exc, FloatkeyError):
+        response.body = error_body(exc)
+        return
+    if isinstance(exc, cherrypy.HTTPError) and exc.status < 500:
+        response.body = error_body(http_error(exc.status, exc._message or ""))
+        return
+    request_id = uuid.uuid4().hex[:12]
+    logger.exception("internal error, request %s: %s %s", request_id,
+                     cherrypy.serving.request.method, cherrypy.serving.request.path_info)
+    response.body = error_body(FloatkeyError(
+        "internal_error",
+        f"The server failed on this request (request id {request_id}); it has been logged.",
+        request_id=request_id,
+    ))
+
+
+def http_error(status: int, message: str) -> FloatkeyError:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(status)
+    if code is None:
+        return FloatkeyError("validation_error", message or "The request is not valid.")
+    return FloatkeyError(code, message or "The request cannot be served.")
+
+
+def error_page(status: str, message: str, traceback: str, version: str) -> str:
+    """``error_page.default``: errors CherryPy raises on its own get the JSON shape too."""
+    code = int(status.split()[0])
+    error = http_error(code, message) if code < 500 else FloatkeyError("internal_error", "The server failed.")
+    cherrypy.serving.response.headers["Content-Type"] = JSON_TYPE
+    return json.dumps(error.to_dict())
+
+
+class Root:
+    """``/``: the human page (the SDKs' ``is_online()`` wants a 200 here)."""
+
+    def __init__(self, fk: Floatkey, api: Api) -> None:
+        self.fk = fk
+        self.api = api
+
+    @cherrypy.expose
+    def index(self) -> bytes:
+        return render(pages.index(self.fk))
+
+    @cherrypy.expose
+    def default(self, *_vpath: str, **_query: Any) -> bytes:
+        return error_body(not_found(cherrypy.serving.request.path_info))
+
+
+def build_app(fk: Floatkey, settings: Settings, table: RouteTable,
+              extra_config: dict[str, Any] | None = None) -> cherrypy.Application:
+    cherrypy.tools.floatkey_route = cherrypy.Tool("before_handler", match_route, priority=10)
+    cherrypy.tools.floatkey_raw_body = cherrypy.Tool("before_request_body", raw_body)
+    api = Api(fk, table, settings)
+    config: dict[str, Any] = {
+        "/": {
+            "request.error_response": handle_error,
+            "error_page.default": error_page,
+            "tools.floatkey_raw_body.on": True,
+            "tools.encode.on": False,
+            "tools.trailing_slash.on": False,
+        },
+        "/api": {"tools.floatkey_route.on": True, "tools.floatkey_route.table": table},
+    }
+    for path, values in (extra_config or {}).items():
+        config.setdefault(path, {}).update(values)
+    root = Root(fk, api)
+    root.api = api  # type: ignore[attr-defined]
+    app = cherrypy.Application(root, "", config)
+    app.log.access_log.propagate = False
+    return app
+
+
+def server_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "server.socket_host": settings.host,
+        "server.socket_port": settings.port,
+        "server.thread_pool": settings.thread_pool,
+        "server.socket_queue_size": 512,
+        "server.max_request_body_size": 0,
+        "server.socket_timeout": 30,
+        "engine.autoreload.on": False,
+        "checker.on": False,
+        "log.screen": False,
+        "log.access_file": "",
+        "log.error_file": "",
+        "request.show_tracebacks": False,
+        "request.show_mismatched_params": False,
+        "response.headers.server": f"floatkey/{__version__}",
+    }
+    if settings.tls.enabled:
+        config["server.ssl_module"] = "builtin"
+        config["server.ssl_certificate"] = str(settings.tls.certificate)
+        config["server.ssl_private_key"] = str(settings.tls.private_key)
+    return config
