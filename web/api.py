@@ -177,6 +177,8 @@ def client_routes() -> list[Route]:
                        allow_overages=BOOL, allowOverages=BOOL, user=OPT_STR)
     tags = ("client",)
     return [
+        Route("GET", "/", h.front_page, PUBLIC, "The front page for people (200: the server is up)",
+              None, {"type": "string"}, tags=("docs",)),
         Route("POST", f"{V4}/register", h.register, USER,
               "Take or refresh a floating seat", seat_body, REGISTER_ANSWER, tags=tags),
         Route("POST", f"{V4}/unregister", h.unregister, USER, "Release a floating seat",

@@ -12,6 +12,7 @@ from floatkey import inputs
 from floatkey.errors import FloatkeyError
 from floatkey.system import Floatkey
 from floatkey.web import fields as f
+from floatkey.web import pages
 
 Fields = dict[str, Any]
 
@@ -65,6 +66,10 @@ def feature_release(fk: Floatkey, body: Fields, _: Fields) -> Any:
 def feature_release_all(fk: Floatkey, _: Fields, __: Fields) -> Any:
     fk.feature_release_all()
     return ""
+
+
+def front_page(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    return pages.index(fk)
 
 
 def health(fk: Floatkey, _: Fields, __: Fields) -> Any:

@@ -63,7 +63,11 @@ def raw_body() -> None:
 
 
 class Api:
-    """The root of the application: one handler for every route of the table."""
+    """The root of the application: one handler for every route of the table.
+
+    CherryPy calls ``index`` for ``/`` and ``default`` for every other path; the
+    ``floatkey_route`` tool has already matched the route either way.
+    """
 
     def __init__(self, fk: Floatkey, table: RouteTable, settings: Settings) -> None:
         self.fk = fk
@@ -81,6 +85,10 @@ class Api:
             return error_body(error)
         cherrypy.serving.response.status = route.status
         return render(result)
+
+    @cherrypy.expose
+    def index(self, **query: Any) -> bytes:
+        return self.default(**query)
 
     def _body(self) -> dict[str, Any]:
         request = cherrypy.serving.request
@@ -176,22 +184,6 @@ def error_page(status: str, message: str, traceback: str, version: str) -> str:
     return json.dumps(error.to_dict())
 
 
-class Root:
-    """``/``: the human page (the SDKs' ``is_online()`` wants a 200 here)."""
-
-    def __init__(self, fk: Floatkey, api: Api) -> None:
-        self.fk = fk
-        self.api = api
-
-    @cherrypy.expose
-    def index(self) -> bytes:
-        return render(pages.index(self.fk))
-
-    @cherrypy.expose
-    def default(self, *_vpath: str, **_query: Any) -> bytes:
-        return error_body(not_found(cherrypy.serving.request.path_info))
-
-
 def build_app(fk: Floatkey, settings: Settings, table: RouteTable,
               extra_config: dict[str, Any] | None = None) -> cherrypy.Application:
     cherrypy.tools.floatkey_route = cherrypy.Tool("before_handler", match_route, priority=10)
@@ -202,16 +194,15 @@ def build_app(fk: Floatkey, settings: Settings, table: RouteTable,
             "request.error_response": handle_error,
             "error_page.default": error_page,
             "tools.floatkey_raw_body.on": True,
+            "tools.floatkey_route.on": True,
+            "tools.floatkey_route.table": table,
             "tools.encode.on": False,
             "tools.trailing_slash.on": False,
         },
-        "/api": {"tools.floatkey_route.on": True, "tools.floatkey_route.table": table},
     }
     for path, values in (extra_config or {}).items():
         config.setdefault(path, {}).update(values)
-    root = Root(fk, api)
-    root.api = api  # type: ignore[attr-defined]
-    app = cherrypy.Application(root, "", config)
+    app = cherrypy.Application(api, "", config)
     app.log.access_log.propagate = False
     return app
 
