@@ -111,6 +111,10 @@ class DirectoryActor(pykka.ThreadingActor):
         self._entries.clear()
         self._publish()
 
+    def loaded(self) -> int:
+        """How many licenses are running; answers once ``on_start`` has restored them all."""
+        return len(self._entries)
+
     def add(self, policy: Policy) -> tuple[dict[str, Any], int]:
         """Create a license from ``policy``; answers its license object and the write to wait for."""
         license_id = (self._storage.get("meta", _NEXT_ID) or 1)

@@ -77,9 +77,11 @@ class Floatkey:
 
     def start(self) -> Floatkey:
         self.storage = Storage(self.settings.data_dir, self.settings.map_size)
+        ref = DirectoryActor.start(self.storage, self._clock, self._holder)
         try:
-            ref = DirectoryActor.start(self.storage, self._clock, self._holder)
+            ref.proxy().loaded().get(timeout=max(self._timeout, 60))
         except Exception:
+            ref.stop()
             self.storage.close()
             raise
         self._directory = ref.proxy()

@@ -32,6 +32,11 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.seats or self.feature_seats or self.counters)
 
+    def merge(self, other: Changes) -> None:
+        self.seats.update(other.seats)
+        self.feature_seats.update(other.feature_seats)
+        self.counters = self.counters or other.counters
+
 
 @dataclass
 class LicenseBook:
@@ -145,8 +150,8 @@ class LicenseBook:
     def release_all(self) -> Changes:
         changes = Changes()
         for user in list(self.seats):
-            changes.seats.update(self._free(user).seats)
-        changes.feature_seats.update(self.release_all_features().feature_seats)
+            changes.merge(self._free(user))
+        changes.merge(self.release_all_features())
         return changes
 
     def release_all_features(self) -> Changes:
@@ -162,7 +167,7 @@ class LicenseBook:
         changes = Changes()
         ended = seats.expired_users(self.seats, now)
         for user in ended:
-            changes.seats.update(self._free(user).seats)
+            changes.merge(self._free(user))
         for code, holders in self.feature_seats.items():
             for user in seats.expired_users(holders, now):
                 del holders[user]

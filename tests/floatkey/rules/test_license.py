@@ -1,0 +1,129 @@
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from floatkey.errors import FloatkeyError
+from floatkey.rules.license import LicenseBook
+from floatkey.rules.policy import policy_from_fields
+from floatkey.rules.seats import ClientInfo
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+PC = ClientInfo("pc", "10.0.0.9", None)
+
+
+def book(**fields):
+    policy = policy_from_fields({"product": "cad", "floating_users": 2, "max_borrow_time": 48,
+                                 "max_consumptions": 10, **fields})
+    return LicenseBook(license_id=7, policy=policy, added_at=T0)
+
+
+def test_register_answer_has_what_the_python_sdk_reads():
+    b = book()
+    answer, changes = b.register("alice", PC, T0)
+    assert answer["floating_slots_in_use"] == 1
+    assert json.loads(answer["license_json"])["id"] == 7
+    assert "user" not in answer  # the SDK parses a top-level user as an object
+    assert answer["borrowed_until"] is None
+    assert answer["is_borrowed"] is False
+    assert answer["registration"]["user"] == "alice"
+    assert answer["registration"]["expires_at"] == "2026-03-02T12:30:00Z"
+    assert answer["product_details"]["short_code"] == "cad"
+    assert set(changes.seats) == {"alice"}
+
+
+def test_refused_action_changes_nothing():
+    b = book(floating_users=1)
+    b.register("alice", PC, T0)
+    before = dict(b.seats)
+    with pytest.raises(FloatkeyError):
+        b.register("bob", PC, T0)
+    assert b.seats == before
+    with pytest.raises(FloatkeyError):
+        b.add_consumption(11, T0)
+    assert b.consumption.total == 0
+
+
+def test_unregister_frees_the_seat_and_its_feature_seats():
+    b = book(features=[{"code": "render", "is_floating": True, "floating_users": 1}])
+    b.register("alice", PC, T0)
+    b.feature_register("render", "alice", PC, None, T0)
+    changes = b.unregister("alice", T0)
+    assert changes.seats == {"alice": None}
+    assert changes.feature_seats == {("render", "alice"): None}
+    assert b.seats == {} and b.feature_seats["render"] == {}
+    with pytest.raises(FloatkeyError) as err:
+        b.unregister("alice", T0)
+    assert err.value.code == "registration_not_found"
+
+
+def test_borrow_sets_borrowed_until_in_the_answer():
+    b = book()
+    until = T0 + timedelta(hours=24)
+    answer, _ = b.borrow("alice", PC, until, T0)
+    assert answer["borrowed_until"] == "2026-03-03T12:00:00Z"
+    assert answer["is_borrowed"] is True
+    assert b.seats["alice"].expires_at == until
+
+
+def test_feature_seats():
+    b = book(features=[{"code": "render", "is_floating": True, "floating_users": 1},
+                       {"code": "plain"}])
+    with pytest.raises(FloatkeyError) as err:
+        b.feature_register("render", "alice", PC, None, T0)
+    assert err.value.code == "registration_not_found"
+    b.register("alice", PC, T0)
+    b.register("bob", PC, T0)
+    answer, _ = b.feature_register("render", "alice", PC, None, T0)
+    assert answer == {"product": "cad", "feature": "render", "user": "alice", "os_hostname": "pc",
+                      "ip_local": "10.0.0.9", "user_info": None,
+                      "registered_at": "2026-03-02T12:00:00Z", "borrowed_until": None}
+    b.feature_register("render", "alice", PC, None, T0 + timedelta(minutes=1))  # refresh
+    with pytest.raises(FloatkeyError) as err:
+        b.feature_register("render", "bob", PC, None, T0)
+    assert err.value.code == "floating_not_available"
+    with pytest.raises(FloatkeyError) as err:
+        b.feature_register("plain", "bob", PC, None, T0)
+    assert err.value.code == "feature_not_floating"
+    with pytest.raises(FloatkeyError) as err:
+        b.feature_register("nope", "bob", PC, None, T0)
+    assert err.value.code == "invalid_license_feature_code"
+    b.feature_release("render", "alice", T0)
+    with pytest.raises(FloatkeyError) as err:
+        b.feature_release("render", "alice", T0)
+    assert err.value.code == "registration_not_found"
+    b.feature_register("render", "bob", PC, None, T0)
+
+
+def test_feature_consumption_and_expiry():
+    b = book(features=[{"code": "export", "feature_type": "consumption", "max_consumption": 3,
+                        "expiry_date": "2026-03-03"}])
+    answer, _ = b.add_feature_consumption("export", 3, T0)
+    assert answer["total_consumptions"] == 3
+    with pytest.raises(FloatkeyError) as err:
+        b.add_feature_consumption("export", 1, T0)
+    assert err.value.code == "license_not_enough_consumptions"
+    with pytest.raises(FloatkeyError) as err:
+        b.add_feature_consumption("export", 1, datetime(2026, 3, 3, tzinfo=UTC))
+    assert err.value.code == "license_expired"
+
+
+def test_expire_frees_seats_and_feature_seats_in_time():
+    b = book(floating_timeout=1, features=[{"code": "render", "is_floating": True}])
+    b.register("alice", PC, T0)
+    b.feature_register("render", "alice", PC, None, T0)
+    b.register("bob", PC, T0 + timedelta(seconds=30))
+    assert b.next_expiry() == T0 + timedelta(minutes=1)
+    ended, changes = b.expire(T0 + timedelta(minutes=1))
+    assert ended == ["alice"]
+    assert set(changes.seats) == {"alice"} and ("render", "alice") in changes.feature_seats
+    assert list(b.seats) == ["bob"]
+    assert b.next_expiry() == T0 + timedelta(minutes=1, seconds=30)
+
+
+def test_registrations_view():
+    b = book()
+    b.register("alice", PC, T0)
+    [seat] = b.registrations(T0)
+    assert seat["license_id"] == 7 and seat["product"] == "cad" and seat["user"] == "alice"
+    assert b.registrations(T0 + timedelta(hours=1)) == []

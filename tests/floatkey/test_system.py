@@ -1,0 +1,162 @@
+"""The actor system through the embedding API: real actors, real LMDB, an injected clock."""
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from floatkey import Floatkey, FloatkeyError, Settings
+from floatkey.errors import key_not_accessible
+from floatkey.system import EXIT_NO_HARDWARE_KEY
+from tests.support.server import wait_until
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, **delta: float) -> None:
+        with self._lock:
+            self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=tmp_path / "data", expiry_sweep_interval=0.02)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def fk(settings, clock):
+    with Floatkey(settings, clock=clock) as running:
+        yield running
+
+
+def code_of(call, *args, **kwargs):
+    with pytest.raises(FloatkeyError) as err:
+        call(*args, **kwargs)
+    return err.value.code
+
+
+def test_seat_expires_without_traffic(fk, clock):
+    fk.add_license({"product": "cad", "floating_users": 1, "floating_timeout": 1})
+    fk.register("cad", "alice")
+    clock.advance(seconds=59)
+    assert len(fk.registrations()) == 1
+    clock.advance(seconds=1)
+    wait_until(lambda: fk.registrations() == [], timeout=5, what="the sweeper to free the seat")
+    fk.register("cad", "bob")
+
+
+def test_newest_license_of_a_product_is_meant_without_an_id(fk):
+    first = fk.add_license({"product": "cad", "floating_users": 1})
+    second = fk.add_license({"product": "cad", "floating_users": 1})
+    fk.register("cad", "alice")
+    assert fk.registrations()[0]["license_id"] == second["id"]
+    fk.register("cad", "bob", license_id=first["id"])
+    other = fk.add_license({"product": "cam"})
+    assert code_of(fk.register, "cad", "carol", license_id=other["id"]) == "license_not_found"
+    assert code_of(fk.register, "cad", "carol", license_id=999) == "license_not_found"
+    assert code_of(fk.register, "nope", "carol") == "unknown_product"
+
+
+def test_state_is_restored_after_a_restart(settings, clock):
+    with Floatkey(settings, clock=clock) as fk:
+        lic = fk.add_license({"product": "cad", "floating_users": 2, "max_consumptions": 10,
+                              "features": [{"code": "f", "is_floating": True},
+                                           {"code": "c", "feature_type": "consumption",
+                                            "max_consumption": 4}]})
+        fk.register("cad", "alice")
+        fk.feature_register("cad", "f", "alice")
+        fk.add_consumption("cad", 3)
+        fk.add_feature_consumption("cad", "c", 2)
+    with Floatkey(settings, clock=clock) as fk:
+        [restored] = fk.licenses()
+        assert restored["id"] == lic["id"]
+        assert restored["floating_in_use_devices"] == 1
+        assert restored["total_consumptions"] == 3
+        features = {f["code"]: f for f in restored["product_features"]}
+        assert features["f"]["floating_in_use_devices"] == 1
+        assert features["c"]["total_consumptions"] == 2
+        assert code_of(fk.feature_register, "cad", "f", "bob") == "registration_not_found"
+        second = fk.add_license({"product": "cam"})
+        assert second["id"] == lic["id"] + 1
+
+
+def test_remove_license_frees_its_seats_for_good(settings, clock):
+    with Floatkey(settings, clock=clock) as fk:
+        lic = fk.add_license({"product": "cad"})
+        fk.register("cad", "alice")
+        fk.remove_license(license_id=lic["id"])
+        assert code_of(fk.register, "cad", "alice") == "unknown_product"
+        assert fk.registrations() == []
+    with Floatkey(settings, clock=clock) as fk:
+        assert fk.licenses() == []
+
+
+def test_force_release_and_release_all(fk):
+    lic = fk.add_license({"product": "cad", "floating_users": 5,
+                          "features": [{"code": "f", "is_floating": True, "floating_users": 5}]})
+    for user in ("a", "b", "c"):
+        fk.register("cad", user)
+        fk.feature_register("cad", "f", user)
+    fk.force_release(lic["id"], "a")
+    assert {r["user"] for r in fk.registrations()} == {"b", "c"}
+    assert code_of(fk.force_release, lic["id"], "a") == "registration_not_found"
+    fk.feature_release_all()
+    assert all(r["features"] == [] for r in fk.registrations())
+    fk.unregister_all()
+    assert fk.registrations() == []
+
+
+class NoKey:
+    def __init__(self):
+        self.asked = []
+
+    def check(self, serial, action):
+        self.asked.append((serial, action))
+        raise key_not_accessible(action)
+
+
+class PresentKey:
+    def check(self, serial, action):
+        return "12345678" if serial is None else serial
+
+
+def test_key_bound_license_checks_its_key_before_every_action(settings, clock):
+    with Floatkey(settings, clock=clock, keys=PresentKey()) as fk:
+        lic = fk.add_license({"product": "cad", "isHWKeyReq": True})
+        assert lic["is_hardware_key_auth"] is True
+        fk.add_license({"product": "plain"})
+    keys = NoKey()
+    with Floatkey(settings, clock=clock, keys=keys) as fk:
+        with pytest.raises(FloatkeyError) as err:
+            fk.register("cad", "alice")
+        assert err.value.message == "No available valid hardware key to perform the action: registering user"
+        assert keys.asked == [("12345678", "registering user")]
+        fk.register("plain", "alice")  # a plain license never asks for a key
+        assert len(keys.asked) == 1
+
+
+def test_crash_if_no_hardware_key_exits_with_its_status(settings, clock):
+    with Floatkey(settings, clock=clock, keys=PresentKey()) as fk:
+        fk.add_license({"product": "cad", "isHWKeyReq": True})
+        fk.add_license({"product": "plain"})
+        fk.register("plain", "kept")
+    exits = []
+    crashing = replace(settings, crash_if_no_hardware_key=True)
+    with Floatkey(crashing, clock=clock, keys=NoKey(), exit_process=exits.append) as fk:
+        with pytest.raises(FloatkeyError):
+            fk.register("cad", "alice")
+        assert exits == [EXIT_NO_HARDWARE_KEY]
+        assert [r["user"] for r in fk.registrations()] == ["kept"]

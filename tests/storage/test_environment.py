@@ -1,0 +1,130 @@
+import os
+import stat
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+
+import lmdb
+import pytest
+
+from floatkey.errors import StorageError
+from floatkey.storage import SCHEMA_VERSION, Storage
+from floatkey.storage.codec import pack, unpack
+
+
+def test_datetimes_round_trip_exactly():
+    value = {"at": datetime(2026, 3, 2, 12, 0, 0, 123456, tzinfo=UTC), "n": 2**62, "s": "ü"}
+    assert unpack(pack(value)) == value
+
+
+def test_data_directory_is_owner_only(tmp_path):
+    storage = Storage(tmp_path / "data")
+    try:
+        assert stat.S_IMODE(os.stat(tmp_path / "data").st_mode) == 0o700
+    finally:
+        storage.close()
+
+
+def test_writes_survive_reopening(tmp_path):
+    storage = Storage(tmp_path / "d")
+    storage.write_now([("put", "seats", b"k1", {"a": 1}), ("put", "seats", b"k2", {"a": 2})])
+    storage.write_now([("delete", "seats", b"k1", None)])
+    storage.close()
+    storage = Storage(tmp_path / "d")
+    try:
+        assert list(storage.items("seats")) == [(b"k2", {"a": 2})]
+    finally:
+        storage.close()
+
+
+def test_delete_prefix_removes_only_that_range(tmp_path):
+    storage = Storage(tmp_path / "d")
+    try:
+        storage.write_now([("put", "seats", k, 1) for k in (b"a1", b"a2", b"b1")])
+        storage.write_now([("delete_prefix", "seats", b"a", None)])
+        assert [k for k, _ in storage.items("seats")] == [b"b1"]
+    finally:
+        storage.close()
+
+
+def test_concurrent_writers_are_all_committed_in_order(tmp_path):
+    storage = Storage(tmp_path / "d")
+    seqs = []
+
+    def writer(i):
+        seq = storage.write([("put", "seats", f"{i:04d}".encode(), i)])
+        storage.wait(seq, 10)
+        seqs.append(seq)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(list(storage.items("seats"))) == 100
+        assert sorted(seqs) == list(range(1, 101))
+    finally:
+        storage.close()
+
+
+def test_a_second_process_cannot_open_the_same_directory(tmp_path):
+    storage = Storage(tmp_path / "d")
+    try:
+        with pytest.raises(StorageError, match="in use by another floatkey process"):
+            Storage(tmp_path / "d")
+    finally:
+        storage.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Storage(tmp_path / "d").close()
+    env = lmdb.open(str(tmp_path / "d"), max_dbs=8)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"schema_version", pack(SCHEMA_VERSION + 1))
+    env.close()
+    with pytest.raises(StorageError, match="newer floatkey"):
+        Storage(tmp_path / "d")
+    # The refusal released the directory: the old schema can be restored and opened.
+    env = lmdb.open(str(tmp_path / "d"), max_dbs=8)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"schema_version", pack(SCHEMA_VERSION))
+    env.close()
+    Storage(tmp_path / "d").close()
+
+
+def test_a_failed_write_is_reported_to_its_waiter(tmp_path):
+    storage = Storage(tmp_path / "d", map_size=1 << 20)
+    try:
+        seq = storage.write([("put", "seats", b"big", b"x" * (4 << 20))])
+        with pytest.raises(StorageError, match="could not be stored"):
+            storage.wait(seq, 10)
+        storage.write_now([("put", "seats", b"small", 1)])
+        assert storage.get("seats", b"small") == 1
+    finally:
+        storage.close()
+
+
+def backup_command(source, destination):
+    return subprocess.run(
+        [sys.executable, "-m", "floatkey", "backup", "--data-dir", str(source), str(destination)],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_backup_copies_an_environment_another_process_has_open(tmp_path):
+    storage = Storage(tmp_path / "d")
+    try:
+        storage.write_now([("put", "seats", b"k", "v")])
+        done = backup_command(tmp_path / "d", tmp_path / "copy")
+        assert done.returncode == 0, done.stderr
+    finally:
+        storage.close()
+    copy = Storage(tmp_path / "copy")
+    try:
+        assert copy.get("seats", b"k") == "v"
+    finally:
+        copy.close()
+    refused = backup_command(tmp_path / "d", tmp_path / "copy")
+    assert refused.returncode == 2 and "not empty" in refused.stderr
