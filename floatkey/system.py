@@ -197,6 +197,11 @@ class Floatkey:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id}
 
+    def hardware_key_status(self) -> dict[str, Any]:
+        """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""
+        status = self._keys.status() if hasattr(self._keys, "status") else {"pcsc": "unavailable", "keys": []}
+        return {"hardware_id": self.hardware_id, **status}
+
     @property
     def hardware_id(self) -> str:
         return self.machine_id

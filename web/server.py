@@ -54,7 +54,8 @@ def match_route(table: RouteTable) -> None:
             ))
         raise JsonError(not_found(request.path_info))
     request.floatkey_route = route
-    request.floatkey_path_params = params
+    # The HTTP server decodes every escape of the path but %2F, so that segments stay apart.
+    request.floatkey_path_params = {k: v.replace("%2F", "/").replace("%2f", "/") for k, v in params.items()}
 
 
 def raw_body() -> None:

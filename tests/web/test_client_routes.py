@@ -1,0 +1,230 @@
+"""The V1 client routes over a real socket against a real server process."""
+
+import itertools
+import json
+
+import pytest
+import requests
+
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    proc = ServerProcess(tmp_path_factory.mktemp("client") / "data").start()
+    yield proc
+    proc.stop()
+
+
+_products = itertools.count(1)
+
+
+@pytest.fixture
+def product(srv):
+    """A fresh product per test, so tests sharing the server do not see each other's seats."""
+    return f"product-{next(_products)}"
+
+
+def post(srv, path, body):
+    return srv.post(f"/api/v4/{path}", body)
+
+
+def error(response, status=400):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) >= {"status", "code", "message"} and body["status"] == status
+    return body["code"]
+
+
+def test_front_page_and_v2_ping(srv):
+    assert srv.get("/").status_code == 200
+    ping = srv.get("/api/v5/ping")
+    assert ping.status_code == 404
+    assert ping.json().get("message") != "pong"
+
+
+def test_one_seat_license_second_user_is_refused(srv, product):
+    srv.add_license(product=product, floating_users=1)
+    first = post(srv, "register", {"product": product, "user": "alice", "os_hostname": "a-pc",
+                                   "sdk_ver": "2.1", "registered_at": "whenever"})
+    assert first.status_code == 200
+    answer = first.json()
+    assert answer["floating_slots_in_use"] == 1
+    assert json.loads(answer["license_json"])["product_details"]["short_code"] == product
+    assert answer["registration"]["os_hostname"] == "a-pc"
+    assert answer["borrowed_until"] is None and "user" not in answer
+    assert error(post(srv, "register", {"product": product, "user": "bob"})) == "floating_not_available"
+    again = post(srv, "register", {"product": product, "user": "alice"})
+    assert again.status_code == 200 and again.json()["floating_slots_in_use"] == 1
+    released = post(srv, "unregister", {"product": product, "user": "alice"})
+    assert released.status_code == 200 and released.text == "user_unregistered"
+    assert error(post(srv, "unregister", {"product": product, "user": "alice"})) == "registration_not_found"
+    assert post(srv, "register", {"product": product, "user": "bob"}).status_code == 200
+
+
+def test_loose_types_are_accepted(srv, product):
+    lic = srv.add_license(product=product, floating_users="2", max_consumptions="10",
+                          allow_overages="true", max_overages="2")
+    ok = post(srv, "register", {"product": product, "user": "u", "license_id": str(lic["id"])})
+    assert ok.status_code == 200
+    consumed = post(srv, "add_consumption", {"product": product, "consumptions": "11",
+                                             "allowOverages": "false", "max_overages": "0"})
+    assert consumed.status_code == 200, consumed.text
+    assert consumed.json()["total_consumptions"] == 11
+    # The client's own overage fields are ignored: the license allows 12, not more.
+    assert error(post(srv, "add_consumption", {"product": product, "consumptions": 2,
+                                               "allow_overages": True, "max_overages": 100})) \
+        == "license_not_enough_consumptions"
+
+
+@pytest.mark.parametrize("body", [
+    {"consumptions": "ten"}, {"consumptions": 1.5}, {"consumptions": True}, {"consumptions": [1]},
+    {"consumptions": 1, "allow_overages": "maybe"}, {"consumptions": 1, "max_overages": "x"},
+    {"consumptions": 1, "license_id": "abc"}, {"consumptions": 10**30},
+])
+def test_wrong_types_are_validation_errors_and_change_nothing(srv, product, body):
+    srv.add_license(product=product, max_consumptions=100)
+    assert error(post(srv, "add_consumption", {"product": product, **body})) == "validation_error"
+    [lic] = srv.get(f"/api/v4/license?product={product}").json()
+    assert lic["total_consumptions"] == 0
+
+
+@pytest.mark.parametrize("path", ["register", "unregister", "borrow", "featureRegister",
+                                  "featureRelease"])
+def test_user_is_required(srv, product, path):
+    srv.add_license(product=product)
+    assert error(post(srv, path, {"product": product, "feature": "f"})) == "missing_parameters"
+
+
+def test_product_is_required_and_must_exist(srv):
+    assert error(post(srv, "register", {"user": "u"})) == "missing_parameters"
+    assert error(post(srv, "register", {"product": "never-added", "user": "u"})) == "unknown_product"
+
+
+def test_license_id_must_belong_to_the_product(srv, product):
+    srv.add_license(product=product)
+    other = srv.add_license(product=product + "-other")
+    body = {"product": product, "user": "u", "license_id": other["id"]}
+    assert error(post(srv, "register", body)) == "license_not_found"
+    body["license_id"] = 10**12
+    assert error(post(srv, "register", body)) == "license_not_found"
+
+
+def test_disabled_and_expired_licenses(srv, product):
+    srv.add_license(product=product, license_enabled=False)
+    assert error(post(srv, "register", {"product": product, "user": "u"})) == "license_not_active"
+    srv.add_license(product=product + "-old", license_type="time-limited",
+                    validity_period="2020-01-01T00:00:00+02:00")
+    assert error(post(srv, "register", {"product": product + "-old", "user": "u"})) == "license_expired"
+
+
+def test_borrow(srv, product):
+    srv.add_license(product=product, floating_users=1, max_borrow_time=24)
+    answer = post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": None})
+    assert answer.status_code == 200
+    assert answer.json()["borrowed_until"].endswith("Z")
+    assert answer.json()["is_borrowed"] is True
+    too_far = post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": "2999-01-01"})
+    assert error(too_far) == "borrow_until_not_valid"
+    past = post(srv, "borrow", {"product": product, "user": "u",
+                                "borrowed_until": "2020-01-01T10:00:00+05:00"})
+    assert error(past) == "borrow_until_not_valid"
+    assert error(post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": "soon"})) \
+        == "validation_error"
+    assert error(post(srv, "borrow", {"product": product, "user": "other"})) == "floating_not_available"
+    srv.add_license(product=product + "-nb")
+    assert error(post(srv, "borrow", {"product": product + "-nb", "user": "u"})) \
+        == "license_borrow_not_allowed"
+
+
+def test_features(srv, product):
+    srv.add_license(product=product, floating_users=3, features=[
+        {"code": "render", "is_floating": True, "floating_users": 1},
+        {"code": "export", "feature_type": "consumption", "max_consumption": 2},
+        {"code": "plain"},
+    ])
+    fields = {"product": product, "user": "alice", "feature": "render"}
+    assert error(post(srv, "featureRegister", fields)) == "registration_not_found"
+    post(srv, "register", {"product": product, "user": "alice"})
+    post(srv, "register", {"product": product, "user": "bob"})
+    taken = post(srv, "featureRegister", fields)
+    assert taken.status_code == 200 and taken.json()["feature"] == "render"
+    alias = post(srv, "check_license_feature", fields)
+    assert alias.status_code == 200
+    assert error(post(srv, "featureRegister", {**fields, "user": "bob"})) == "floating_not_available"
+    assert error(post(srv, "featureRegister", {**fields, "feature": "plain"})) == "feature_not_floating"
+    assert error(post(srv, "featureRegister", {**fields, "feature": "nope"})) \
+        == "invalid_license_feature_code"
+    released = post(srv, "feature_release", fields)
+    assert released.status_code == 200 and released.text == "feature_released"
+    assert error(post(srv, "featureRelease", fields)) == "registration_not_found"
+    consume = {"product": product, "feature": "export", "consumptions": 2}
+    done = post(srv, "add_feature_consumption", consume)
+    assert done.status_code == 200 and done.json()["total_consumptions"] == 2
+    assert error(post(srv, "add_feature_consumption", consume)) == "license_not_enough_consumptions"
+    assert error(post(srv, "add_feature_consumption", {**consume, "feature": "nope"})) \
+        == "invalid_license_feature_code"
+
+
+def test_negative_consumption(srv, product):
+    srv.add_license(product=product, max_consumptions=5)
+    assert error(post(srv, "add_consumption", {"product": product, "consumptions": -1})) \
+        == "validation_error"
+    srv.add_license(product=product + "-neg", max_consumptions=5, allow_negative_consumptions=True)
+    post(srv, "add_consumption", {"product": product + "-neg", "consumptions": 5})
+    back = post(srv, "add_consumption", {"product": product + "-neg", "consumptions": -2})
+    assert back.json()["total_consumptions"] == 3
+
+
+def test_health_and_license_listing(srv, product):
+    health = srv.get("/api/v4/health").json()
+    assert health["status"] == "ok" and health["hardware_id"]
+    srv.add_license(product=product, floating_users=4)
+    [lic] = srv.get(f"/api/v4/license?product={product}").json()
+    assert lic["floating_users"] == 4 and lic["is_floating"] is True
+    assert error(srv.get("/api/v4/license?product=never-added")) == "unknown_product"
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"a": NaN}',
+                                 b"[" * 60000], ids=["open", "list", "string", "bytes", "nan", "deep"])
+def test_malformed_json_is_refused(srv, raw):
+    answer = srv.session.post(srv.url + "/api/v4/register", data=raw,
+                              headers={"Content-Type": "application/json"}, timeout=10)
+    assert error(answer) == "invalid_json"
+
+
+def test_oversized_body_is_refused_and_changes_nothing(srv, product):
+    srv.add_license(product=product)
+    body = {"product": product, "user": "u", "user_info": "x" * 70000}
+    assert error(post(srv, "register", body), 413) == "payload_too_large"
+    chunked = srv.session.post(srv.url + "/api/v4/register", timeout=10,
+                               data=iter([json.dumps(body).encode()]))
+    assert error(chunked, 413) == "payload_too_large"
+    [lic] = srv.get(f"/api/v4/license?product={product}").json()
+    assert lic["floating_in_use_devices"] == 0
+
+
+def test_odd_unicode_and_long_strings(srv, product):
+    srv.add_license(product=product, floating_users=3)
+    ok = post(srv, "register", {"product": product, "user": "用户 🎫 \u202e"})
+    assert ok.status_code == 200
+    assert ok.json()["registration"]["user"] == "用户 🎫 \u202e"
+    assert error(post(srv, "register", {"product": product, "user": "x" * 300})) == "validation_error"
+    assert error(post(srv, "register", {"product": product, "user": "a\u0000b"})) == "validation_error"
+    assert error(post(srv, "register", {"product": product, "user": {"id": 1}})) == "validation_error"
+
+
+def test_unknown_route_and_wrong_method(srv):
+    assert error(srv.get("/api/v4/nothing-here"), 404) == "not_found"
+    wrong = srv.get("/api/v4/register")
+    assert error(wrong, 405) == "method_not_allowed"
+    assert "POST" in wrong.headers["Allow"]
+
+
+def test_keep_alive_connection_survives_errors(srv, product):
+    srv.add_license(product=product)
+    with requests.Session() as session:
+        for _ in range(3):
+            assert session.post(srv.url + "/api/v4/register", data=b"{", timeout=10).status_code == 400
+            assert session.post(srv.url + "/api/v4/register", timeout=10,
+                                json={"product": product, "user": "u"}).status_code == 200
