@@ -75,6 +75,10 @@ class Floatkey:
 
     # Lifecycle
 
+    @property
+    def running(self) -> bool:
+        return self._directory is not None
+
     def start(self) -> Floatkey:
         self.storage = Storage(self.settings.data_dir, self.settings.map_size)
         ref = DirectoryActor.start(self.storage, self._clock, self._holder)

@@ -16,7 +16,8 @@ class FloatkeyPlugin(plugins.SimplePlugin):
         self.fk = fk
 
     def start(self) -> None:
-        self.fk.start()
+        if not self.fk.running:
+            self.fk.start()
 
     start.priority = 40  # type: ignore[attr-defined]
 

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from floatkey import config
+from floatkey.config import Settings
+from floatkey.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "conf" / "floatkey.yaml"
+
+
+def test_the_commented_example_holds_exactly_the_embedded_defaults():
+    assert config.load(EXAMPLE) == Settings()
+
+
+def test_no_file_means_embedded_defaults():
+    settings = config.load(None)
+    assert settings.port == 8080 and settings.user_authentication is False
+    assert settings.data_dir == Path("floatkey-data")
+
+
+def test_flags_override_the_file(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_text("port: 9000\ncrashIfNoHardwareKey: true\nhardwareKey:\n  pcscTimeout: 1\n")
+    settings = config.load(path, {"port": 9100, "crash_if_no_hardware_key": None})
+    assert settings.port == 9100
+    assert settings.crash_if_no_hardware_key is True
+    assert settings.hardware_key.pcsc_timeout == 1.0
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("prot: 80\n", "prot: unknown setting"),
+    ("port: eighty\n", "port: must be a whole number"),
+    ("port: 70000\n", "port: must be between"),
+    ("crashIfNoHardwareKey: yes please\n", "crashIfNoHardwareKey: must be true or false"),
+    ("hardwareKey:\n  pinFiel: x\n", "hardwareKey.pinFiel: unknown setting"),
+    ("hardwareKey: 3\n", "hardwareKey: must be a mapping"),
+    ("hardwareKey:\n  ignoreReaders: Virtual\n", "hardwareKey.ignoreReaders: must be a list"),
+    ("tls:\n  certificate: c.pem\n", "tls: set both"),
+    ("logLevel: LOUD\n", "logLevel: must be one of"),
+    ("- a\n- b\n", "the top level must be a mapping"),
+    ("port: [\n", "not valid YAML"),
+])
+def test_errors_name_the_key_and_the_file(tmp_path, text, names):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert str(path) in str(err.value)
+    assert names in str(err.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the configuration file"):
+        config.load(tmp_path / "nope.yaml")
