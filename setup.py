@@ -41,7 +41,13 @@ setup(
         "pyscard>=2.0,<3",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-timeout>=2.2,<3", "ruff>=0.5", "schemathesis>=4.0,<5", "requests>=2.31,<3"],
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.2,<3",
+            "ruff>=0.5",
+            "schemathesis>=4.0,<5",
+            "requests>=2.31,<3",
+        ],
     },
     entry_points={"console_scripts": ["floatkey = floatkey.cli:main"]},
 )

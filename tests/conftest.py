@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.server"]
+pytest_plugins = ["tests.support.server", "tests.support.pcsc"]

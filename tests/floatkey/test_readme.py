@@ -1,8 +1,8 @@
 """The README's examples run exactly as written."""
 
 import contextlib
-import json
 import io
+import json
 import os
 import re
 import subprocess

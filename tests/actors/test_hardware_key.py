@@ -1,0 +1,262 @@
+"""HardwareKeyActor and KeyGate over the real PC/SC stack (pcscd + vpcd + virtual keys)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from floatkey import ca, listener
+from floatkey.actors.hardware_key import (
+    BUSY_MESSAGE,
+    HardwareKeyActor,
+    HardwareKeyListener,
+    KeyGate,
+)
+from floatkey.config import HardwareKeySettings
+from floatkey.errors import FloatkeyError
+from tests.support.pcsc import PORTS, READERS, TEST_PIN, wait_for
+
+ACTION = "registering user"
+
+
+@pytest.fixture
+def ca_file(test_ca, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    path.write_bytes(test_ca[1].public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture
+def start_actor(pcscd, ca_file: Path) -> Iterator[Any]:
+    """``start_actor(pin=TEST_PIN, **settings)`` -> proxy; stopped after the test."""
+    refs: list[pykka.ActorRef[Any]] = []
+
+    def start(pin: str | None = TEST_PIN, **settings: Any) -> Any:
+        settings.setdefault("ca_certificate", ca_file)
+        settings.setdefault("pcsc_timeout", 1.0)
+        ref = HardwareKeyActor.start(HardwareKeySettings(**settings), pin)
+        refs.append(ref)
+        return ref
+
+    yield start
+    for ref in refs:
+        ref.stop(timeout=10)
+
+
+def keys(ref: pykka.ActorRef[Any]) -> dict[str, dict[str, Any]]:
+    return {k["reader"]: k for k in ref.proxy().status().get(timeout=5)["keys"]}
+
+
+def wait_state(ref, reader: str, state: str | None, timeout: float = 10) -> dict[str, Any]:
+    def seen() -> Any:
+        key = keys(ref).get(reader)
+        if state is None:
+            return key is None
+        return key if key is not None and key["state"] == state else None
+
+    return wait_for(seen, timeout, f"{reader} to be {state}")
+
+
+class Recorder(pykka.ThreadingActor, HardwareKeyListener):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str, str]] = []
+
+    def key_connected(self, serial: str, reader: str) -> None:
+        self.events.append(("connected", serial, reader))
+
+    def key_disconnected(self, serial: str, reader: str) -> None:
+        self.events.append(("disconnected", serial, reader))
+
+    def seen(self) -> list[tuple[str, str, str]]:
+        return list(self.events)
+
+
+def test_plug_pull_replug_with_events(start_actor, virtual_keys, make_test_card) -> None:
+    recorder = Recorder.start()
+    try:
+        ref = start_actor()
+        assert ref.proxy().status().get()["pcsc"] in ("running", "unavailable")
+        virtual_keys.plug(make_test_card(1001))
+        key = wait_state(ref, READERS[0], "valid")
+        assert (key["serial"], key["reason"]) == ("1001", None)
+        assert key["since"].tzinfo is not None
+        assert ref.proxy().status().get()["pcsc"] == "running"
+        assert ref.proxy().valid_serials().get() == ["1001"]
+        virtual_keys.pull()
+        wait_state(ref, READERS[0], None)
+        assert ref.proxy().valid_serials().get() == []
+        virtual_keys.plug(make_test_card(1001))
+        wait_state(ref, READERS[0], "valid")
+        expected = [("connected", "1001", READERS[0]), ("disconnected", "1001", READERS[0])] * 2
+        wait_for(lambda: recorder.proxy().seen().get()[:3] == expected[:3], 5, "the events")
+    finally:
+        recorder.stop()
+
+
+def test_key_from_another_ca_is_invalid(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor()
+    other_key, other_cert = ca.make_ca("not the vendor")
+    virtual_keys.plug(make_test_card(1002, ca_key=other_key, ca_cert=other_cert))
+    key = wait_state(ref, READERS[0], "invalid")
+    assert key["reason"] == "certificate not signed by the configured CA"
+    assert key["serial"] == "1002"
+
+
+def test_bad_signature_is_invalid(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor()
+    virtual_keys.plug(make_test_card(1003, bad_signature=True))
+    key = wait_state(ref, READERS[0], "invalid")
+    assert "signature does not verify" in key["reason"]
+
+
+def test_wrong_pin_reported_and_never_retried(start_actor, virtual_keys,
+                                             make_test_card) -> None:
+    ref = start_actor(pin="000000", verify_interval=0.05)
+    card = make_test_card(1004)
+    virtual_keys.plug(card)
+    key = wait_state(ref, READERS[0], "invalid")
+    assert key["reason"] == "wrong PIN, 2 tries left"
+    verifies = card.counts[0x20]
+    wait_for(lambda: card.counts[0x20] > verifies + 3, 10, "several re-verifications")
+    assert card.tries_left == 2
+    virtual_keys.pull()
+    virtual_keys.plug(card)
+    key = wait_state(ref, READERS[0], "invalid")
+    assert key["reason"] == "wrong PIN, 2 tries left"
+    assert card.tries_left == 2
+
+
+def test_no_pin_on_pin_key_is_pin_required(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor(pin=None)
+    virtual_keys.plug(make_test_card(1005))
+    assert wait_state(ref, READERS[0], "invalid")["reason"] == "PIN required"
+
+
+def test_exclusive_holder_makes_reader_busy(start_actor, virtual_keys, make_test_card,
+                                            card_holders) -> None:
+    virtual_keys.plug(make_test_card(1006))
+    holder = card_holders("exclusive", READERS[0])
+    ref = start_actor()
+    key = wait_state(ref, READERS[0], "reader_busy", timeout=5)
+    assert key["reason"] == BUSY_MESSAGE
+    gate = KeyGate(ref, timeout=5)
+    with pytest.raises(FloatkeyError) as error:
+        gate.check(None, ACTION)
+    assert error.value.code == "hardware_key_reader_busy"
+    holder.release()
+    wait_state(ref, READERS[0], "valid")
+    assert gate.check("1006", ACTION) == "1006"
+
+
+def test_transaction_holder_makes_reader_busy_without_hang(start_actor, virtual_keys,
+                                                           make_test_card, card_holders) -> None:
+    virtual_keys.plug(make_test_card(1007))
+    holder = card_holders("transaction", READERS[0])
+    started = time.monotonic()
+    ref = start_actor(pcsc_timeout=0.5)
+    wait_state(ref, READERS[0], "reader_busy", timeout=5)
+    assert time.monotonic() - started < 5
+    gate = KeyGate(ref, timeout=5)
+    began = time.monotonic()
+    with pytest.raises(FloatkeyError) as error:
+        gate.check("1007", ACTION)
+    assert error.value.code == "hardware_key_reader_busy"
+    assert time.monotonic() - began < 1
+    holder.release()
+    wait_state(ref, READERS[0], "valid")
+
+
+def test_two_keys_in_two_readers(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor()
+    virtual_keys.plug(make_test_card(2001), port=35963)
+    virtual_keys.plug(make_test_card(2002), port=35964)
+    wait_state(ref, PORTS[35963], "valid")
+    wait_state(ref, PORTS[35964], "valid")
+    gate = KeyGate(ref, timeout=5)
+    assert gate.check("2001", ACTION) == "2001"
+    assert gate.check("2002", ACTION) == "2002"
+    virtual_keys.pull(35963)
+    with pytest.raises(FloatkeyError) as error:
+        gate.check("2001", ACTION)
+    assert error.value.code == "hardware_key_not_accessible"
+    assert gate.check("2002", ACTION) == "2002"
+    assert gate.check(None, ACTION) == "2002"
+
+
+def test_ignored_readers(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor(ignore_readers=("PCD 00 01",))
+    virtual_keys.plug(make_test_card(2003), port=35964)
+    virtual_keys.plug(make_test_card(2004), port=35963)
+    wait_state(ref, READERS[0], "valid")
+    assert READERS[1] not in keys(ref)
+
+
+def test_gate_fails_within_a_second_of_the_pull(start_actor, virtual_keys,
+                                                make_test_card) -> None:
+    ref = start_actor()
+    virtual_keys.plug(make_test_card(3001))
+    wait_state(ref, READERS[0], "valid")
+    gate = KeyGate(ref, timeout=5)
+    assert gate.check("3001", ACTION) == "3001"
+    virtual_keys.keys[35963].unplug()
+    pulled = time.monotonic()
+    with pytest.raises(FloatkeyError) as error:
+        gate.check("3001", ACTION)
+    assert error.value.message == f"No available valid hardware key to perform the action: {ACTION}"
+    assert time.monotonic() - pulled < 1.0
+    with pytest.raises(FloatkeyError):
+        gate.check(None, "borrowing license")
+
+
+def test_gate_wrong_serial_is_not_accessible(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor()
+    virtual_keys.plug(make_test_card(3002))
+    wait_state(ref, READERS[0], "valid")
+    with pytest.raises(FloatkeyError) as error:
+        KeyGate(ref, timeout=5).check("999", "adding consumption")
+    assert error.value.code == "hardware_key_not_accessible"
+    assert error.value.message.endswith(": adding consumption")
+
+
+def test_gate_coalesces_concurrent_checks(start_actor, virtual_keys, make_test_card) -> None:
+    ref = start_actor()
+    card = make_test_card(3003)
+    virtual_keys.plug(card)
+    wait_state(ref, READERS[0], "valid")
+    gate = KeyGate(ref, timeout=5)
+    threads, rounds = 32, 50
+    barrier = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def hammer() -> None:
+        barrier.wait()
+        try:
+            for _ in range(rounds):
+                gate.check("3003", ACTION)
+        except FloatkeyError as exc:
+            failures.append(exc)
+
+    before = card.counts[0xF8]
+    workers = [threading.Thread(target=hammer) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert not failures
+    live = card.counts[0xF8] - before
+    assert 1 <= live < threads * rounds / 4, f"{live} live APDUs for {threads * rounds} checks"
+
+
+def test_listener_base_is_a_no_op() -> None:
+    base = HardwareKeyListener()
+    base.on_event("key_connected", serial="1", reader="r")
+    base.on_event("key_disconnected", serial="1", reader="r")
+    assert issubclass(HardwareKeyListener, listener.Listener)
