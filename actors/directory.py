@@ -19,6 +19,7 @@ import pykka
 
 from floatkey.actors.license import LicenseActor, license_record
 from floatkey.errors import FloatkeyError
+from floatkey.listener import Listener, send
 from floatkey.rules.consumption import Counter
 from floatkey.rules.license import LicenseBook
 from floatkey.rules.policy import Policy, policy_from_record
@@ -66,6 +67,10 @@ class LicenseIndex:
             raise unknown_product(product)
         return newest
 
+    def key_serials(self) -> list[str]:
+        """Serials of the keys that licenses are bound to, in the order licenses were added."""
+        return [e.key_serial for e in self.by_id.values() if e.key_serial is not None]
+
     def entries(self, product: str | None = None) -> Iterator[LicenseEntry]:
         for entry in self.by_id.values():
             if product is None or entry.product == product:
@@ -89,6 +94,13 @@ class IndexHolder:
         with self.changed:
             self.current = index
             self.changed.notify_all()
+
+
+class DirectoryListener(Listener):
+    """Events of the directory."""
+
+    def licenses_changed(self, key_serials: list[str]) -> None:
+        """The set of licenses changed; ``key_serials`` of the key-bound ones, oldest first."""
 
 
 class DirectoryActor(pykka.ThreadingActor):
@@ -160,7 +172,9 @@ class DirectoryActor(pykka.ThreadingActor):
         )
 
     def _publish(self) -> None:
-        self._holder.publish(LicenseIndex(dict(self._entries)))
+        index = LicenseIndex(dict(self._entries))
+        self._holder.publish(index)
+        send(DirectoryListener, "licenses_changed", key_serials=index.key_serials())
 
 
 def load_books(storage: Storage) -> list[LicenseBook]:

@@ -20,13 +20,14 @@ import pykka
 
 from floatkey import __version__
 from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
-from floatkey.config import Settings
-from floatkey.errors import FloatkeyError, key_not_accessible
+from floatkey.actors.identity import IdentityActor, IdentityHolder
+from floatkey.config import HardwareKeySettings, Settings
+from floatkey.errors import ConfigError, FloatkeyError, key_not_accessible
 from floatkey.identity import machine_hardware_id
 from floatkey.rules.policy import Policy, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
-from floatkey.timeutil import utcnow
+from floatkey.timeutil import format_time, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +61,24 @@ class Floatkey:
         *,
         clock: Callable[[], datetime] = utcnow,
         keys: KeyChecker | None = None,
+        hardware_keys: bool = True,
         exit_process: Callable[[int], Any] = os._exit,
     ) -> None:
+        """``keys`` replaces the hardware-key subsystem (which ``hardware_keys`` turns off)."""
         self.settings = settings or Settings()
         self._clock = clock
+        self._given_keys = keys
+        self._start_key_actor = keys is None and hardware_keys
         self._keys: KeyChecker = keys or NoKeys()
         self._exit_process = exit_process
         self._timeout = self.settings.actor_timeout
         self._holder = IndexHolder()
+        self.machine_id = machine_hardware_id()
+        self._identity = IdentityHolder(self.machine_id)
         self.storage: Storage | None = None
         self._directory: Any = None
+        self._refs: list[pykka.ActorRef[Any]] = []
         self._sweeper: _Sweeper | None = None
-        self.machine_id = machine_hardware_id()
 
     # Lifecycle
 
@@ -89,18 +96,35 @@ class Floatkey:
             self.storage.close()
             raise
         self._directory = ref.proxy()
+        self._refs = [ref]
+        self._refs.append(IdentityActor.start(
+            self.machine_id, self._identity, self._holder.current.key_serials()
+        ))
+        if self._start_key_actor:
+            self._keys = self._start_hardware_keys()
         self._sweeper = _Sweeper(self._holder, self.settings.expiry_sweep_interval)
         self._sweeper.start()
         logger.info("floatkey %s started on %s", __version__, self.settings.data_dir)
         return self
 
+    def _start_hardware_keys(self) -> KeyChecker:
+        from floatkey.actors.hardware_key import HardwareKeyActor, KeyGate
+
+        settings = self.settings.hardware_key
+        ref = HardwareKeyActor.start(settings, read_pin(settings))
+        self._refs.append(ref)
+        return KeyGate(ref, self._timeout)
+
     def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
+        for ref in reversed(self._refs):
+            ref.stop()
+        self._refs = []
         if self._directory is not None:
-            self._directory.actor_ref.stop()
             self._directory = None
+            self._keys = self._given_keys or NoKeys()
         if self.storage is not None:
             self.storage.close()
             self.storage = None
@@ -199,16 +223,31 @@ class Floatkey:
         self._reply(self._ask(entry.proxy.release(user)))
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id}
+        return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id,
+                "hardware_key": self.hardware_key_status()}
 
     def hardware_key_status(self) -> dict[str, Any]:
         """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""
-        status = self._keys.status() if hasattr(self._keys, "status") else {"pcsc": "unavailable", "keys": []}
+        status = {"pcsc": "unavailable", "keys": []}
+        key_actor = self._key_actor()
+        if key_actor is not None:
+            status = self._ask(key_actor.proxy().status())
+            for key in status["keys"]:
+                key["since"] = format_time(key["since"])
         return {"hardware_id": self.hardware_id, **status}
 
     @property
     def hardware_id(self) -> str:
-        return self.machine_id
+        """The key serial standing for this server, or the machine's own ID (hardware-key.md)."""
+        return self._identity.current
+
+    def _key_actor(self) -> pykka.ActorRef[Any] | None:
+        from floatkey.actors.hardware_key import HardwareKeyActor
+
+        for ref in self._refs:
+            if issubclass(ref.actor_class, HardwareKeyActor):
+                return ref
+        return None
 
     # Plumbing
 
@@ -269,6 +308,18 @@ class Floatkey:
     def _wait(self, seq: int) -> None:
         assert self.storage is not None
         self.storage.wait(seq, self._timeout)
+
+
+def read_pin(settings: HardwareKeySettings) -> str | None:
+    """The PIV PIN from ``pinFile`` or the ``pinEnv`` variable; None when neither is set."""
+    if settings.pin_file is not None:
+        try:
+            return settings.pin_file.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(
+                f"hardwareKey.pinFile: cannot read {settings.pin_file}: {exc.strerror}"
+            ) from None
+    return os.environ.get(settings.pin_env) or None
 
 
 class _Sweeper:
