@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import pykka
 
-from floatkey import __version__
+from floatkey import __version__, inputs
 from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
 from floatkey.actors.identity import IdentityActor, IdentityHolder
 from floatkey.config import HardwareKeySettings, Settings
@@ -185,7 +185,10 @@ class Floatkey:
     def add_license(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Add a license from an administrator's policy fields (api.md, ``POST /licenses``)."""
         policy = policy_from_fields(fields)
-        return self.add_policy(policy, fields.get("hardware_key_serial"))
+        serial = inputs.text(fields, "hardware_key_serial", max_length=20)
+        if serial is not None and not serial.isdigit():
+            raise inputs.invalid("hardware_key_serial", "a key serial (decimal digits)", serial)
+        return self.add_policy(policy, serial)
 
     def add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
         if policy.is_hardware_key_auth:
