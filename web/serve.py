@@ -10,6 +10,7 @@ import cherrypy
 from floatkey.config import Settings
 from floatkey.system import Floatkey
 from floatkey.web.api import build_table
+from floatkey.web.auth import AuthPlugin, AuthWeb
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
 from floatkey.web.routes import Route
@@ -31,9 +32,12 @@ def mount(fk: Floatkey, settings: Settings, extra_routes: list[Route] | None = N
 
 def serve(settings: Settings, fk: Floatkey) -> None:
     """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
-    mount(fk, settings)
+    fk.start()  # before the engine: a data directory error stops here, with its message
+    auth = AuthWeb(settings)
+    mount(fk, settings, auth.routes(), auth.config())
     cherrypy.config.update(server_config(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
+    AuthPlugin(cherrypy.engine, fk, auth).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()

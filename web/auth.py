@@ -1,0 +1,309 @@
+"""Authentication mode on CherryPy: the role tool, the login and user routes, the plugin.
+
+The ``floatkey_auth`` tool runs at ``before_handler`` priority 20, after ``floatkey_route``
+has matched the route, and enforces the route's ``role`` from the one route table:
+PUBLIC needs nothing, USER a valid token of a user or an admin, ADMIN an admin's token.
+It is switched on only in authentication mode; in open mode every route is open, and the
+routes below that need to know the caller read a Bearer token if one is sent.
+
+A user whose password must be changed (the initial admin) may only call the password
+routes until they have changed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+import cherrypy
+from cherrypy.process import plugins
+
+from floatkey import inputs, tokens
+from floatkey.accounts import Accounts, unauthorized
+from floatkey.actors.auth import AuthActor, UserHolder, UserView
+from floatkey.config import Settings
+from floatkey.errors import FloatkeyError
+from floatkey.hashing import PasswordHashing
+from floatkey.rules.passwords import ROLES
+from floatkey.rules.throttle import Throttle
+from floatkey.system import Floatkey
+from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
+from floatkey.web.server import JsonError
+
+logger = logging.getLogger(__name__)
+
+V4 = "/api/v4"
+SET_PASSWORD = f"{V4}/setPassword"
+USER_PASSWORD = f"{V4}/users/{{username}}/password"
+#: The routes a user who must change their password may still call.
+PASSWORD_ROUTES = frozenset({SET_PASSWORD, USER_PASSWORD})
+
+_BEARER_CHALLENGE = 'Bearer realm="floatkey"'
+_BASIC_CHALLENGE = 'Basic realm="floatkey", charset="UTF-8"'
+
+_PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
+_USERNAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
+_ROLE = {"type": "string", "enum": list(ROLES)}
+_USER = {"type": "object", "properties": {
+    "username": {"type": "string"}, "role": _ROLE, "created_at": {"type": "string"},
+    "must_change_password": {"type": "boolean"}}}
+_TOKEN_ANSWER = {"type": "object", "required": ["message", "token"], "properties": {
+    "message": {"type": "string"}, "token": {"type": "string"},
+    "must_change_password": {"type": "boolean"}}}
+_MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}, "token": {"type": "string"}}}
+
+
+class AuthWeb:
+    """Authentication for one server: its routes, its tool and the AuthActor behind them."""
+
+    def __init__(self, settings: Settings, hashing: PasswordHashing | None = None) -> None:
+        self.settings = settings
+        self.holder = UserHolder()
+        self.hashing = hashing or PasswordHashing()
+        self._accounts: Accounts | None = None
+        self._ref: Any = None
+
+    # Lifecycle (the plugin calls these)
+
+    def start(self, storage: Any) -> None:
+        auth = self.settings.auth
+        signer = tokens.TokenSigner(tokens.load_or_create_secret(self.settings.data_dir), auth.token_lifetime)
+        throttle = Throttle(auth.max_failed_logins, auth.throttle_window)
+        self._ref = AuthActor.start(storage, self.holder, throttle, hashing=self.hashing,
+                                    initial_admin_password=auth.initial_admin_password)
+        self._accounts = Accounts(self._ref.proxy(), self.holder, signer, self.hashing,
+                                  self.settings.actor_timeout)
+        # on_start runs in the actor's thread: wait for it, so the server never listens
+        # before the users are loaded (and a failure to load them fails the start).
+        self._ref.proxy().users().get(timeout=self.settings.actor_timeout)
+        if self.settings.user_authentication and not self.holder.current.users:
+            logger.warning("authentication mode without any user: nobody can log in; add the first admin "
+                           "with `floatkey users add NAME --role admin` (server stopped) or set "
+                           "auth.initialAdminPassword")
+
+    def stop(self) -> None:
+        if self._ref is not None:
+            self._ref.stop()
+            self._ref = None
+        self._accounts = None
+
+    @property
+    def accounts(self) -> Accounts:
+        if self._accounts is None:
+            raise FloatkeyError("service_unavailable", "floatkey is not running.")
+        return self._accounts
+
+    # CherryPy wiring
+
+    def config(self) -> dict[str, Any]:
+        """Application config that turns the tool on in authentication mode."""
+        cherrypy.tools.floatkey_auth = cherrypy.Tool("before_handler", require_role, priority=20)
+        return {"/": {"tools.floatkey_auth.on": self.settings.user_authentication,
+                      "tools.floatkey_auth.auth": self}}
+
+    def bearer_user(self) -> UserView:
+        """The user of the request's Bearer token; ``unauthorized`` without a valid one."""
+        header = cherrypy.serving.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized()
+        return self.accounts.authenticate(token.strip())
+
+    # Routes
+
+    def routes(self) -> list[Route]:
+        tags = ("authentication",)
+        return [
+            Route("GET", "/auth", self.login, PUBLIC,
+                  "Log in with HTTP Basic credentials; answers a Bearer token", None, _TOKEN_ANSWER,
+                  tags=tags),
+            Route("GET", f"{V4}/users", self.list_users, ADMIN, "The users and their roles", None,
+                  {"type": "object", "properties": {"users": {"type": "array", "items": _USER}}}, tags=tags),
+            Route("POST", f"{V4}/users", self.add_user, ADMIN, "Add a user",
+                  {"type": "object", "required": ["username", "password"],
+                   "properties": {"username": _USERNAME, "password": _PASSWORD, "role": _ROLE}},
+                  _USER, status=201, tags=tags),
+            Route("DELETE", f"{V4}/users/{{username}}", self.remove_user, ADMIN,
+                  "Remove a user (their tokens stop working)",
+                  {"type": "object", "properties": {"username": {"type": "string"}}},
+                  {"type": "string", "enum": ["user_removed"]}, tags=tags),
+            Route("POST", USER_PASSWORD, self.change_password, USER,
+                  "Change a password: your own (with old_password), or anyone's as an admin",
+                  {"type": "object", "required": ["password"], "properties": {
+                      "username": {"type": "string"}, "password": _PASSWORD, "old_password": _PASSWORD}},
+                  _MESSAGE, tags=tags),
+            Route("POST", f"{V4}/users/{{username}}/role", self.change_role, ADMIN,
+                  "Change a user's role (their tokens stop working)",
+                  {"type": "object", "required": ["role"], "properties": {
+                      "username": {"type": "string"}, "role": _ROLE}},
+                  _USER, tags=tags),
+            Route("GET", SET_PASSWORD, self.set_password_v1, USER, "Change your own password (V1 shape)",
+                  {"type": "object", "required": ["passwordOld", "passwordNew"], "properties": {
+                      "passwordOld": _PASSWORD, "passwordNew": _PASSWORD}},
+                  _MESSAGE, tags=tags),
+            Route("POST", f"{V4}/secret/rotate", self.rotate_secret, ADMIN,
+                  "Replace the token secret: every token stops working", None, _MESSAGE, tags=tags),
+        ]
+
+    def login(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
+        username, password = _basic_credentials()
+        user = _throttled_answer(lambda: self.accounts.login(username, password, _address()))
+        answer: dict[str, Any] = {"message": "Login successful", "token": self.accounts.token_for(user)}
+        if user.must_change_password:
+            answer["must_change_password"] = True
+        return answer
+
+    def list_users(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
+        return {"users": self.accounts.users()}
+
+    def add_user(self, _fk: Floatkey, body: dict[str, Any], _: dict[str, Any]) -> Any:
+        username = _required_text(body, "username", 64)
+        password = _required_text(body, "password", 1024)
+        role = inputs.text(body, "role", default="user") or "user"
+        answer = self.accounts.add_user(username, password, role)
+        logger.info("user %r added over HTTP by %s", username, self._caller_name())
+        return answer
+
+    def remove_user(self, _fk: Floatkey, _query: dict[str, Any], params: dict[str, Any]) -> Any:
+        self.accounts.remove_user(params["username"])
+        return "user_removed"
+
+    def change_role(self, _fk: Floatkey, body: dict[str, Any], params: dict[str, Any]) -> Any:
+        return self.accounts.set_role(params["username"], _required_text(body, "role", 16))
+
+    def change_password(self, _fk: Floatkey, body: dict[str, Any], params: dict[str, Any]) -> Any:
+        username = params["username"]
+        new = _required_text(body, "password", 1024)
+        caller = self._caller()
+        if caller is not None and caller.username == username:
+            old = _required_text(body, "old_password", 1024)
+            return self._own_password_changed(caller, old, new)
+        if caller is not None and (caller.role != ADMIN or caller.must_change_password):
+            raise forbidden()
+        self.accounts.set_password(username, new)
+        return {"message": "Password changed"}
+
+    def set_password_v1(self, _fk: Floatkey, query: dict[str, Any], _: dict[str, Any]) -> Any:
+        old = _required_text(query, "passwordOld", 1024)
+        new = _required_text(query, "passwordNew", 1024)
+        caller = self._caller()
+        if caller is None:
+            raise unauthorized()
+        return self._own_password_changed(caller, old, new)
+
+    def rotate_secret(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
+        signer = self.accounts.signer
+        assert signer is not None
+        signer.replace_secret(tokens.rotate_secret(self.settings.data_dir))
+        logger.warning("token secret rotated by %s: every token issued before is void", self._caller_name())
+        answer = {"message": "Token secret rotated; every earlier token is void"}
+        caller = self._caller()
+        if caller is not None:
+            answer["token"] = self.accounts.token_for(caller)
+        return answer
+
+    def _own_password_changed(self, caller: UserView, old: str, new: str) -> dict[str, Any]:
+        user = _throttled_answer(lambda: self.accounts.change_own_password(caller, old, new, _address()))
+        return {"message": "Password changed", "token": self.accounts.token_for(user)}
+
+    def _caller(self) -> UserView | None:
+        """Who is calling: the user the tool checked, or in open mode the sender of a Bearer token.
+
+        None in open mode without a token: an operator with every right, as every route is open.
+        """
+        request = cherrypy.serving.request
+        user = getattr(request, "floatkey_user", None)
+        if user is None and "Authorization" in request.headers:
+            user = self.bearer_user()
+        return user
+
+    def _caller_name(self) -> str:
+        request = cherrypy.serving.request
+        user = getattr(request, "floatkey_user", None)
+        return f"user {user.username!r}" if user is not None else f"an open-mode client at {_address()}"
+
+
+def require_role(auth: AuthWeb) -> None:
+    """Tool: enforce the matched route's role (authentication mode only)."""
+    request = cherrypy.serving.request
+    route: Route | None = getattr(request, "floatkey_route", None)
+    if route is not None and route.role == PUBLIC:
+        return
+    try:
+        user = auth.bearer_user()
+    except FloatkeyError as error:
+        if error.code == "unauthorized":
+            cherrypy.serving.response.headers["WWW-Authenticate"] = _BEARER_CHALLENGE
+        raise JsonError(error) from None
+    if route is None or route.role not in (USER, ADMIN):
+        raise JsonError(forbidden())
+    if user.must_change_password and route.path not in PASSWORD_ROUTES:
+        raise JsonError(FloatkeyError(
+            "forbidden", "Change your initial password first: POST /api/v4/users/{you}/password or "
+            "GET /api/v4/setPassword?passwordOld=...&passwordNew=..., then log in again."))
+    if route.role == ADMIN and user.role != ADMIN:
+        raise JsonError(forbidden())
+    request.floatkey_user = user
+
+
+def forbidden() -> FloatkeyError:
+    return FloatkeyError("forbidden", "Your role may not use this route.")
+
+
+class AuthPlugin(plugins.SimplePlugin):
+    """Starts the AuthActor after floatkey's storage is open; stops it before storage closes."""
+
+    def __init__(self, bus: Any, fk: Floatkey, auth: AuthWeb) -> None:
+        super().__init__(bus)
+        self.fk = fk
+        self.auth = auth
+
+    def start(self) -> None:
+        self.auth.start(self.fk.storage)
+
+    start.priority = 45  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.auth.stop()
+
+    stop.priority = 55  # type: ignore[attr-defined]
+
+
+def _address() -> str:
+    return cherrypy.serving.request.remote.ip or "unknown"
+
+
+def _required_text(fields: dict[str, Any], name: str, max_length: int) -> str:
+    value = inputs.text(fields, name, required=True, max_length=max_length)
+    assert value is not None
+    return value
+
+
+def _basic_credentials() -> tuple[str, str]:
+    """Username and password of the request's Basic header; ``authentication_failed`` if none."""
+    header = cherrypy.serving.request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError("not Basic")
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        username, sep, password = decoded.partition(":")
+        if not sep or not username:
+            raise ValueError("no colon")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        cherrypy.serving.response.headers["WWW-Authenticate"] = _BASIC_CHALLENGE
+        raise FloatkeyError("authentication_failed",
+                            "Send the username and password with HTTP Basic authentication.") from None
+    return username, password
+
+
+def _throttled_answer(call: Any) -> Any:
+    """Run a login; a throttled one gets the ``Retry-After`` header with its 429."""
+    try:
+        return call()
+    except FloatkeyError as error:
+        if error.code == "too_many_requests":
+            cherrypy.serving.response.headers["Retry-After"] = str(error.extra["retry_after"])
+        raise
