@@ -20,6 +20,7 @@ import pykka
 
 from floatkey import __version__, inputs
 from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
+from floatkey.actors.hardware_key import HardwareKeyActor, KeyGate
 from floatkey.actors.identity import IdentityActor, IdentityHolder
 from floatkey.config import HardwareKeySettings, Settings
 from floatkey.errors import ConfigError, FloatkeyError, key_not_accessible
@@ -108,8 +109,6 @@ class Floatkey:
         return self
 
     def _start_hardware_keys(self) -> KeyChecker:
-        from floatkey.actors.hardware_key import HardwareKeyActor, KeyGate
-
         settings = self.settings.hardware_key
         ref = HardwareKeyActor.start(settings, read_pin(settings))
         self._refs.append(ref)
@@ -245,8 +244,6 @@ class Floatkey:
         return self._identity.current
 
     def _key_actor(self) -> pykka.ActorRef[Any] | None:
-        from floatkey.actors.hardware_key import HardwareKeyActor
-
         for ref in self._refs:
             if issubclass(ref.actor_class, HardwareKeyActor):
                 return ref

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from floatkey import inputs
-from floatkey.errors import FloatkeyError
 from floatkey.system import Floatkey
 from floatkey.web import fields as f
 from floatkey.web import pages
@@ -111,7 +110,3 @@ def _path_id(path: Fields) -> int:
     value = inputs.integer(path, "license_id", minimum=1, maximum=2**63 - 1, required=True)
     assert value is not None
     return value
-
-
-def not_json_object(body: object) -> FloatkeyError:
-    return FloatkeyError("invalid_json", "The request body must be a JSON object.")
