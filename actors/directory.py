@@ -89,6 +89,8 @@ class IndexHolder:
     def __init__(self) -> None:
         self.current = LicenseIndex({})
         self.changed = threading.Condition()
+        #: license id -> no seat of that license expires before this (posted by its actor).
+        self.due: dict[int, datetime | None] = {}
 
     def publish(self, index: LicenseIndex) -> None:
         with self.changed:
@@ -149,6 +151,7 @@ class DirectoryActor(pykka.ThreadingActor):
         if entry is None:
             raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
         entry.ref.stop()
+        self._holder.due.pop(license_id, None)
         prefix = keys.license_key(license_id)
         seq = self._storage.write([
             ("delete", "licenses", prefix, None),
@@ -160,7 +163,7 @@ class DirectoryActor(pykka.ThreadingActor):
         return seq
 
     def _start_license(self, book: LicenseBook) -> None:
-        ref = LicenseActor.start(book, self._storage, self._clock)
+        ref = LicenseActor.start(book, self._storage, self._clock, self._holder.due)
         policy = book.policy
         self._entries[book.license_id] = LicenseEntry(
             license_id=book.license_id,

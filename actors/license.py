@@ -44,12 +44,15 @@ def _replies(method: Callable[..., Reply]) -> Callable[..., Reply]:
 
 
 class LicenseActor(pykka.ThreadingActor):
-    def __init__(self, book: LicenseBook, storage: Storage, clock: Callable[[], datetime]) -> None:
+    def __init__(self, book: LicenseBook, storage: Storage, clock: Callable[[], datetime],
+                 due: dict[int, datetime | None]) -> None:
+        """``due`` is the board where the actor posts when its next seat may expire."""
         super().__init__()
         self._book = book
         self._storage = storage
         self._clock = clock
-        self._next_expiry = book.next_expiry()
+        self._due = due
+        due[book.license_id] = book.next_expiry()
 
     # Client actions
 
@@ -105,15 +108,16 @@ class LicenseActor(pykka.ThreadingActor):
         return None, self._persist(self._book.release_all_features())
 
     def sweep(self) -> None:
-        """Free the seats whose time has run out (told periodically by the sweeper)."""
+        """Free the seats whose time has run out (told by the sweeper when some may have)."""
         now = self._clock()
-        if self._next_expiry is None or now < self._next_expiry:
+        due = self._book.next_expiry()
+        if due is None or now < due:
             return
         ended, changes = self._book.expire(now)
-        for user in ended:
-            logger.info("seat of %r on license %d expired", user, self._book.license_id)
+        if ended:
+            shown = ", ".join(repr(u) for u in ended[:10]) + (", ..." if len(ended) > 10 else "")
+            logger.info("%d seats of license %d expired: %s", len(ended), self._book.license_id, shown)
         self._persist(changes)
-        self._next_expiry = self._book.next_expiry()
 
     # Views
 
@@ -125,7 +129,7 @@ class LicenseActor(pykka.ThreadingActor):
 
     def _persist(self, changes: Changes) -> int:
         if changes.seats or changes.feature_seats:
-            self._next_expiry = self._book.next_expiry()
+            self._due[self._book.license_id] = self._book.next_expiry()
         if not changes:
             return self._storage.queued_seq
         return self._storage.write(license_ops(self._book, changes))

@@ -103,7 +103,7 @@ class Floatkey:
         ))
         if self._start_key_actor:
             self._keys = self._start_hardware_keys()
-        self._sweeper = _Sweeper(self._holder, self.settings.expiry_sweep_interval)
+        self._sweeper = _Sweeper(self._holder, self.settings.expiry_sweep_interval, self._clock)
         self._sweeper.start()
         logger.info("floatkey %s started on %s", __version__, self.settings.data_dir)
         return self
@@ -323,11 +323,12 @@ def read_pin(settings: HardwareKeySettings) -> str | None:
 
 
 class _Sweeper:
-    """Tells every license actor to free expired seats, every ``interval`` seconds."""
+    """Every ``interval`` seconds, tells the license actors with a seat due to free it."""
 
-    def __init__(self, holder: IndexHolder, interval: float) -> None:
+    def __init__(self, holder: IndexHolder, interval: float, clock: Callable[[], datetime]) -> None:
         self._holder = holder
         self._interval = interval
+        self._clock = clock
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="seat-sweeper", daemon=True)
 
@@ -340,8 +341,13 @@ class _Sweeper:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            for entry in self._holder.current.entries():
+            now = self._clock()
+            entries = self._holder.current.by_id
+            for license_id, due in list(self._holder.due.items()):
+                entry = entries.get(license_id)
+                if due is None or now < due or entry is None:
+                    continue
                 try:
                     entry.proxy.sweep()
                 except pykka.ActorDeadError:
-                    logger.debug("license %d removed during a sweep", entry.license_id)
+                    logger.debug("license %d removed during a sweep", license_id)

@@ -8,6 +8,7 @@ changed nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,12 @@ class LicenseBook:
     feature_seats: dict[str, dict[str, Seat]] = field(default_factory=dict)
     consumption: Counter = field(default_factory=Counter)
     feature_consumption: dict[str, Counter] = field(default_factory=dict)
+    #: No seat or feature seat expires before this (a lower bound, exact after ``expire``):
+    #: until then every seat held is live, so counting seats is ``len``, not a scan.
+    due: datetime | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.due = self._earliest_expiry()
 
     # Client actions
 
@@ -115,6 +122,7 @@ class LicenseBook:
             now=now, borrowed_until=deadline, what=f"feature {code!r}",
         )
         self.feature_seats.setdefault(code, {})[user] = seat
+        self._note_expiry(seat)
         answer = {
             "product": self.policy.product,
             "feature": code,
@@ -172,21 +180,45 @@ class LicenseBook:
             for user in seats.expired_users(holders, now):
                 del holders[user]
                 changes.feature_seats[(code, user)] = None
+        self.due = self._earliest_expiry()
         return ended, changes
 
     def next_expiry(self) -> datetime | None:
-        """When the earliest seat runs out, so a sweeper can skip licenses with nothing due."""
+        """No seat runs out before this, so a sweeper can skip licenses with nothing due."""
+        return self.due
+
+    def _earliest_expiry(self) -> datetime | None:
         times = [s.expires_at for s in self.seats.values()]
         times += [s.expires_at for holders in self.feature_seats.values() for s in holders.values()]
         return min(times, default=None)
 
+    def _note_expiry(self, seat: Seat) -> None:
+        if self.due is None or seat.expires_at < self.due:
+            self.due = seat.expires_at
+
     # Views
 
     def live_seats(self, now: datetime) -> int:
-        return seats.live_count(self.seats, now)
+        return self._live(self.seats, now)
+
+    def _live(self, holders: dict[str, Seat], now: datetime) -> int:
+        if self.due is None or now < self.due:
+            return len(holders)
+        return seats.live_count(holders, now)
 
     def license_object(self, now: datetime) -> dict[str, Any]:
         """The license as LicenseSpring's license model reads it, with live usage."""
+        p = self.policy
+        answer = dict(self._static_object)
+        answer["is_expired"] = p.validity_period is not None and now >= p.validity_period
+        answer["floating_in_use_devices"] = self.live_seats(now)
+        answer["total_consumptions"] = consumption.current(self.consumption, p.consumption, now).total
+        answer["product_features"] = [self.feature_object(f, now) for f in p.features]
+        return answer
+
+    @functools.cached_property
+    def _static_object(self) -> dict[str, Any]:
+        """The fields of the license object that only the (unchanging) policy decides."""
         p = self.policy
         c = p.consumption
         return {
@@ -195,7 +227,7 @@ class LicenseBook:
             "license_type": p.license_type,
             "license_active": p.license_enabled,
             "license_enabled": p.license_enabled,
-            "is_expired": p.validity_period is not None and now >= p.validity_period,
+            "is_expired": False,
             "is_trial": p.is_trial,
             "validity_period": format_time(p.validity_period),
             "start_date": format_time(p.start_date or self.added_at),
@@ -203,13 +235,13 @@ class LicenseBook:
             "is_floating_cloud": False,
             "floating_users": p.floating_users,
             "floating_timeout": p.floating_timeout,
-            "floating_in_use_devices": self.live_seats(now),
+            "floating_in_use_devices": 0,
             "can_borrow": p.max_borrow_time > 0,
             "max_borrow_time": p.max_borrow_time,
             "is_borrowed": False,
             "borrowed_until": None,
             "max_consumptions": c.max_consumptions,
-            "total_consumptions": consumption.current(self.consumption, c, now).total,
+            "total_consumptions": 0,
             "allow_unlimited_consumptions": c.allow_unlimited_consumptions,
             "allow_negative_consumptions": c.allow_negative_consumptions,
             "allow_overages": c.allow_overages,
@@ -222,7 +254,7 @@ class LicenseBook:
                 "product_name": p.product_name,
                 "short_code": p.product,
             },
-            "product_features": [self.feature_object(f, now) for f in p.features],
+            "product_features": [],
             "metadata": p.metadata,
             "customer": p.customer,
         }
@@ -238,7 +270,7 @@ class LicenseBook:
             "is_floating": feature.is_floating,
             "floating_users": feature.floating_users,
             "floating_timeout": feature.timeout_minutes(self.policy.floating_timeout),
-            "floating_in_use_devices": seats.live_count(self.feature_seats.get(feature.code, {}), now),
+            "floating_in_use_devices": self._live(self.feature_seats.get(feature.code, {}), now),
             "max_consumption": c.max_consumptions,
             "total_consumptions": counter.total,
             "allow_overages": c.allow_overages,
@@ -288,6 +320,7 @@ class LicenseBook:
             now=now, borrowed_until=until,
         )
         self.seats[user] = seat
+        self._note_expiry(seat)
         return seat
 
     def _held_seat(self, user: str, now: datetime) -> Seat:

@@ -135,13 +135,16 @@ def take_seat(
             borrowed_until=until,
             expires_at=expiry(now, timeout_minutes, until),
         )
-    in_use = sum(1 for other, seat in seats.items() if other != user and seat.is_live(now))
-    if in_use >= capacity:
-        raise FloatkeyError(
-            "floating_not_available",
-            f"All {capacity} floating seats of the {what} are in use; "
-            "try again when a user releases one or ask for more seats.",
-        )
+    others = len(seats) - (1 if user in seats else 0)
+    # Fewer seat records than seats means a free one, live or not: count only when full.
+    if others >= capacity:
+        in_use = sum(1 for other, seat in seats.items() if other != user and seat.is_live(now))
+        if in_use >= capacity:
+            raise FloatkeyError(
+                "floating_not_available",
+                f"All {capacity} floating seats of the {what} are in use; "
+                "try again when a user releases one or ask for more seats.",
+            )
     return Seat(
         user=user,
         client=client,

@@ -127,3 +127,26 @@ def test_registrations_view():
     [seat] = b.registrations(T0)
     assert seat["license_id"] == 7 and seat["product"] == "cad" and seat["user"] == "alice"
     assert b.registrations(T0 + timedelta(hours=1)) == []
+
+
+def test_seat_counts_stay_exact_when_a_seat_ran_out_but_was_not_swept_yet():
+    b = book(floating_timeout=1, floating_users=3)
+    b.register("alice", PC, T0)
+    b.register("bob", PC, T0 + timedelta(seconds=40))
+    assert b.license_object(T0 + timedelta(seconds=59))["floating_in_use_devices"] == 2
+    later = T0 + timedelta(seconds=70)
+    assert b.license_object(later)["floating_in_use_devices"] == 1
+    answer, _ = b.register("carol", PC, later)
+    assert answer["floating_slots_in_use"] == 2
+    ended, _ = b.expire(later)
+    assert ended == ["alice"] and b.next_expiry() == T0 + timedelta(seconds=100)
+
+
+def test_release_keeps_the_expiry_bound_safe():
+    b = book(floating_timeout=1)
+    b.register("alice", PC, T0)
+    b.unregister("alice", T0)
+    # The bound may be early (nothing is lost by sweeping once for nothing), never late.
+    assert b.next_expiry() is None or b.next_expiry() <= T0 + timedelta(minutes=1)
+    ended, changes = b.expire(T0 + timedelta(minutes=2))
+    assert ended == [] and not changes and b.next_expiry() is None
