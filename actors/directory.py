@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,34 +47,37 @@ class LicenseIndex:
     """An immutable snapshot of the licenses, in the order they were added."""
 
     by_id: dict[int, LicenseEntry]
+    by_product: dict[str, list[LicenseEntry]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        by_product: dict[str, list[LicenseEntry]] = {}
+        for entry in self.by_id.values():
+            by_product.setdefault(entry.product, []).append(entry)
+        object.__setattr__(self, "by_product", by_product)
 
     def resolve(self, product: str, license_id: int | None) -> LicenseEntry:
         """The license meant by a request: the given id, or the product's newest license."""
-        if license_id is not None:
-            entry = self.by_id.get(license_id)
-            if entry is not None and entry.product == product:
-                return entry
-            if not any(e.product == product for e in self.by_id.values()):
-                raise unknown_product(product)
+        entries = self.by_product.get(product)
+        if not entries:
+            raise unknown_product(product)
+        if license_id is None:
+            return entries[-1]
+        entry = self.by_id.get(license_id)
+        if entry is None or entry.product != product:
             raise FloatkeyError(
                 "license_not_found", f"The product {product!r} has no license with id {license_id}."
             )
-        newest = None
-        for entry in self.by_id.values():
-            if entry.product == product:
-                newest = entry
-        if newest is None:
-            raise unknown_product(product)
-        return newest
+        return entry
 
     def key_serials(self) -> list[str]:
         """Serials of the keys that licenses are bound to, in the order licenses were added."""
         return [e.key_serial for e in self.by_id.values() if e.key_serial is not None]
 
     def entries(self, product: str | None = None) -> Iterator[LicenseEntry]:
-        for entry in self.by_id.values():
-            if product is None or entry.product == product:
-                yield entry
+        if product is None:
+            yield from self.by_id.values()
+        else:
+            yield from self.by_product.get(product, [])
 
 
 def unknown_product(product: str) -> FloatkeyError:

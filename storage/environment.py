@@ -57,7 +57,10 @@ class Storage:
         self._failed: dict[int, str] = {}
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
-        self._done = threading.Condition(self._lock)
+        # One event per batch, so a commit wakes only the writers it made durable.
+        self._pending_done = threading.Event()
+        self._inflight_done = threading.Event()
+        self._taken_seq = 0
         self._closing = False
         self._writer = threading.Thread(target=self._write_loop, name="storage-writer", daemon=True)
         self._writer.start()
@@ -115,10 +118,16 @@ class Storage:
     def wait(self, seq: int, timeout: float | None = None) -> None:
         """Block until write ``seq`` (and all before it) is committed and synced."""
         with self._lock:
-            if not self._done.wait_for(lambda: self._committed_seq >= seq, timeout):
-                raise StorageError("the data directory did not commit in time")
-            if seq in self._failed:
-                raise StorageError(f"the change could not be stored: {self._failed[seq]}")
+            if seq <= self._committed_seq:
+                done = None
+            elif seq <= self._taken_seq:
+                done = self._inflight_done
+            else:
+                done = self._pending_done
+        if done is not None and not done.wait(timeout):
+            raise StorageError("the data directory did not commit in time")
+        if seq in self._failed:
+            raise StorageError(f"the change could not be stored: {self._failed[seq]}")
 
     def write_now(self, ops: list[Op], timeout: float | None = None) -> None:
         self.wait(self.write(ops), timeout)
@@ -130,13 +139,16 @@ class Storage:
                 batch, self._queue = self._queue, []
                 if not batch and self._closing:
                     return
+                done, self._pending_done = self._pending_done, threading.Event()
+                self._inflight_done = done
+                self._taken_seq = batch[-1][0]
             error = self._commit(batch)
             with self._lock:
                 if error is not None:
                     for seq, _ in batch:
                         self._failed[seq] = error
-                self._committed_seq = batch[-1][0]
-                self._done.notify_all()
+                self._committed_seq = self._taken_seq
+            done.set()
 
     def _commit(self, batch: list[tuple[int, list[Op]]]) -> str | None:
         try:

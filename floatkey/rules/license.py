@@ -9,10 +9,11 @@ changed nothing.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from floatkey.errors import FloatkeyError
 from floatkey.rules import consumption, seats
@@ -288,7 +289,7 @@ class LicenseBook:
         answer["is_borrowed"] = seat.borrowed_until is not None
         answer["borrowed_until"] = format_time(seat.borrowed_until)
         answer["floating_slots_in_use"] = license_object["floating_in_use_devices"]
-        answer["license_json"] = json.dumps(license_object, separators=(",", ":"))
+        answer["license_json"] = orjson.dumps(license_object).decode()
         answer["registration"] = seat.to_answer()
         return answer
 
