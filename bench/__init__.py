@@ -1,0 +1,1 @@
+"""Benchmarks of quality.md: ``python -m bench.run`` (see docs/benchmarks.md)."""

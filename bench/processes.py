@@ -1,0 +1,91 @@
+"""Server processes under test: started with their log in a file, measured, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_URL = re.compile(r"listening on (https?://[^\s:]+:\d+)")
+_TICKS = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Process:
+    """One child process whose stderr goes to ``log_path``; ready once it logs its URL."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.started_at = 0.0
+        self.ready_after = 0.0
+
+    def start(self, timeout: float = 60.0) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.started_at = time.monotonic()
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+        deadline = self.started_at + timeout
+        while True:
+            found = _URL.search(self.log())
+            if found:
+                self.url = found.group(1)
+                self.ready_after = time.monotonic() - self.started_at
+                return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.args[2:4]} did not start; its log:\n{self.log()[-3000:]}")
+            time.sleep(0.01)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process (all its threads) so far."""
+        with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def floatkey_server(data_dir: Path, log_path: Path, config: Path | None = None) -> Process:
+    args = [sys.executable, "-m", "floatkey", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--data-dir", str(data_dir)]
+    if config is not None:
+        args += ["--config", str(config)]
+    return Process(args, log_path)
+
+
+def ceiling_server(thread_pool: int, log_path: Path) -> Process:
+    args = [sys.executable, "-m", "bench.ceiling", "--port", "0", "--thread-pool", str(thread_pool)]
+    return Process(args, log_path)

@@ -1,0 +1,102 @@
+"""The register scenario: the register mix against floatkey and against the bare CherryPy
+ceiling, in alternating rounds of one run, so that machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from bench.load import Load, LoadResult, call, run_wrk
+from bench.processes import Process, ceiling_server, floatkey_server
+from bench.report import Report
+
+#: quality.md: register throughput at least this share of the ceiling's.
+RATIO_GOAL = 0.8
+P99_GOAL_MS = 50.0
+PRODUCT = "bench"
+
+
+def write_config(path: Path, thread_pool: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"threadPool: {thread_pool}\nlogLevel: INFO\n", encoding="utf-8")
+    return path
+
+
+def add_bench_license(url: str, product: str = PRODUCT) -> int:
+    answer = call(url, "POST", "/api/v4/licenses",
+                  {"product": product, "floating_users": 1_000_000, "floating_timeout": 60})
+    return int(answer["id"])
+
+
+def measured(server: Process, url: str, load: Load, product: str, tag: str) -> tuple[LoadResult, float]:
+    """One load run and the server's CPU use during it, in cores."""
+    cpu = server.cpu_seconds()
+    result = run_wrk(url, load, product, tag=tag)
+    return result, (server.cpu_seconds() - cpu) / result.seconds
+
+
+def describe(result: LoadResult, server_cores: float) -> str:
+    return (f"{result.throughput:7.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
+            f"max {result.max_ms:6.1f} ms  non-200 {result.errors}  socket errors {result.socket_errors}  "
+            f"server CPU {server_cores:.2f} cores  client CPU {result.client_cpu:.2f} cores")
+
+
+def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
+                      thread_pool: int) -> None:
+    report.section("register mix: floatkey vs the bare CherryPy ceiling")
+    report.fact("load", f"{load.connections} keep-alive clients (wrk, {load.threads} threads), "
+                        f"{load.seconds:g} s per run, {rounds} alternating round(s), warm-up {warmup:g} s")
+    report.fact("mix", f"register / re-register / unregister of {load.span} users per wrk thread "
+                       f"(at most {load.span * load.threads} live seats on one license)")
+    config = write_config(workdir / "floatkey.yaml", thread_pool)
+    ceiling = ceiling_server(thread_pool, workdir / "ceiling.log")
+    server = floatkey_server(workdir / "data", workdir / "floatkey.log", config)
+    try:
+        ceiling.start()
+        server.start()
+        report.fact("start-up, empty data dir", f"{server.ready_after:.2f} s (process start to listening)")
+        add_bench_license(server.url)
+        warm = Load(connections=load.connections, threads=load.threads, seconds=warmup, span=load.span)
+        run_wrk(ceiling.url, warm, PRODUCT)
+        run_wrk(server.url, warm, PRODUCT, tag="w")
+        ceilings: list[LoadResult] = []
+        floatkeys: list[LoadResult] = []
+        ratios: list[float] = []
+        for i in range(rounds):
+            c, c_cpu = measured(ceiling, ceiling.url, load, PRODUCT, "c")
+            f, f_cpu = measured(server, server.url, load, PRODUCT, "m")
+            ceilings.append(c)
+            floatkeys.append(f)
+            ratios.append(f.throughput / c.throughput)
+            report.fact(f"round {i + 1} ceiling", describe(c, c_cpu))
+            report.fact(f"round {i + 1} floatkey", describe(f, f_cpu))
+        ratio = statistics.median(ratios)
+        fk = _median_run(floatkeys)
+        report.fact("floatkey (median round)", f"{fk.throughput:.0f} req/s, p50 {fk.p50_ms:.1f} ms, "
+                                               f"p99 {fk.p99_ms:.1f} ms")
+        report.fact("ceiling (median round)", f"{_median_run(ceilings).throughput:.0f} req/s")
+        busiest = max(r.client_cpu for r in ceilings + floatkeys)
+        report.fact("client headroom", f"wrk used at most {busiest:.2f} cores in any run")
+        report.bar("register vs ceiling", f"{ratio:.2f}", f">= {RATIO_GOAL}", ratio >= RATIO_GOAL)
+        report.bar("register p99 at saturation", f"{fk.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
+                   fk.p99_ms < P99_GOAL_MS and fk.errors == 0)
+        paced_latency(report, server, load, fk.throughput)
+    finally:
+        server.stop()
+        ceiling.stop()
+
+
+def paced_latency(report: Report, server: Process, load: Load, saturated: float) -> None:
+    """p99 when the same clients pause between requests, offering about half the saturated rate."""
+    pause_ms = max(1, int(1000 * load.connections / (0.5 * saturated)))
+    paced = Load(connections=load.connections, threads=load.threads, seconds=load.seconds,
+                 span=load.span, pause_ms=pause_ms)
+    result, cores = measured(server, server.url, paced, PRODUCT, "p")
+    report.fact("paced load", f"clients pause {pause_ms} ms between requests: " + describe(result, cores))
+    report.bar("register p99 at half load", f"{result.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
+               result.p99_ms < P99_GOAL_MS and result.errors == 0)
+
+
+def _median_run(runs: list[LoadResult]) -> LoadResult:
+    return sorted(runs, key=lambda r: r.throughput)[len(runs) // 2]

@@ -1,0 +1,101 @@
+"""The scale scenario of quality.md, run: seed, restart, measure memory, load through a wave."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import scale
+from bench.load import Load, call, run_wrk
+from bench.processes import Process, floatkey_server
+from bench.register import P99_GOAL_MS, add_bench_license, describe
+from bench.report import Report
+
+RSS_GOAL_MB = 300
+RESTART_GOAL_S = 3.0
+#: Seconds of load before the wave is due, so the wave falls inside the measured run.
+LEAD = 2.0
+#: Seconds of load after the wave is due: 100,000 expiries take the sweeper about 15 s here.
+WAVE_SECONDS = 16.0
+_EXPIRED = re.compile(r"^(\S+ \S+) INFO floatkey\.actors\.license: seat of .* expired$", re.MULTILINE)
+
+
+def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, seats: int) -> None:
+    total = licenses * seats
+    report.section(f"scale: {total:,} live registrations across {licenses:,} licenses")
+    data_dir = workdir / "data"
+    started = time.monotonic()
+    scale.add_licenses(data_dir, licenses, seats)
+    estimate = scale.seconds_per_seat(data_dir) * total * 1.5 + 3
+    wave_in = estimate + 10 + load.seconds + LEAD + 2
+    wave_at = datetime.now(UTC) + timedelta(seconds=wave_in)
+    wave_mono = time.monotonic() + wave_in
+    scale.seed_seats(data_dir, seats, wave_at)
+    report.fact("seeding", f"{time.monotonic() - started:.1f} s ({licenses} licenses through the embedding "
+                           f"API, seats written with the rules and storage code; every seat ends at "
+                           f"{wave_at:%H:%M:%S} UTC)")
+    config = workdir / "floatkey.yaml"
+    config.write_text("threadPool: 64\nlogLevel: INFO\n", encoding="utf-8")
+    server = floatkey_server(data_dir, workdir / "floatkey.log", config).start()
+    try:
+        _measure(report, server, load, total, wave_mono)
+    finally:
+        server.stop()
+
+
+def _measure(report: Report, server: Process, load: Load, total: int, wave_mono: float) -> None:
+    restart = server.ready_after
+    rss = server.rss_bytes() / 1e6
+    live = sum(lic["floating_in_use_devices"] for lic in call(server.url, "GET", "/api/v4/license"))
+    report.fact("restart", f"{restart:.2f} s from process start to listening, {live:,} live seats loaded")
+    report.fact("resident memory", f"{rss:.0f} MB after the restart")
+    report.bar("restart with all registrations", f"{restart:.2f} s", f"< {RESTART_GOAL_S:g} s",
+               restart < RESTART_GOAL_S and live == total)
+    add_bench_license(server.url, "wave")
+    base, base_cores = _measured(server, load, "b")
+    report.fact("load before the wave", describe(base, base_cores))
+    if time.monotonic() > wave_mono - LEAD:
+        report.note("seeding and restart took longer than planned: the wave came before the load; "
+                    "run again (or with fewer --licenses)")
+        return
+    time.sleep(wave_mono - LEAD - time.monotonic())
+    wave_load = Load(connections=load.connections, threads=load.threads, span=load.span,
+                     seconds=LEAD + max(load.seconds, WAVE_SECONDS))
+    wave, wave_cores = _measured(server, wave_load, "v")
+    report.fact("load through the wave", describe(wave, wave_cores))
+    expired = _wait_for_expiries(server, total, deadline=time.monotonic() + 60)
+    if len(expired) == total:
+        report.fact("wave", f"all {total:,} seats freed by the sweeper between {expired[0][11:]} and "
+                            f"{expired[-1][11:]} (log times)")
+    else:
+        report.note(f"only {len(expired):,} of {total:,} seats expired within 60 s of the wave")
+    peak = _peak_rss(server) / 1e6
+    report.fact("peak resident memory", f"{peak:.0f} MB over the whole run")
+    report.bar("resident memory", f"{rss:.0f} MB (peak {peak:.0f} MB)", f"< {RSS_GOAL_MB} MB",
+               peak < RSS_GOAL_MB)
+    report.bar("register p99 during the wave", f"{wave.p99_ms:.1f} ms (before: {base.p99_ms:.1f} ms)",
+               f"< {P99_GOAL_MS:g} ms", wave.p99_ms < P99_GOAL_MS and len(expired) == total)
+
+
+def _measured(server: Process, load: Load, tag: str) -> tuple:
+    cpu = server.cpu_seconds()
+    result = run_wrk(server.url, load, "wave", tag=tag)
+    return result, (server.cpu_seconds() - cpu) / result.seconds
+
+
+def _wait_for_expiries(server: Process, total: int, deadline: float) -> list[str]:
+    while True:
+        times = _EXPIRED.findall(server.log())
+        if len(times) >= total or time.monotonic() > deadline:
+            return times
+        time.sleep(0.5)
+
+
+def _peak_rss(server: Process) -> int:
+    with open(f"/proc/{server.pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
