@@ -24,6 +24,9 @@ from floatkey.errors import ConfigError
 class HardwareKeySettings:
     """How the server finds and trusts hardware keys (see docs/hardware-keys.md)."""
 
+    #: Watch PC/SC for keys. False: floatkey never touches a reader, and every action on a
+    #: key-bound license is refused (hardware_key_not_accessible).
+    enabled: bool = True
     #: PEM file of the vendor CA that must have signed each key's slot-9A certificate.
     #: Without one, any PIV key counts and the server warns at start-up.
     ca_certificate: Path | None = None

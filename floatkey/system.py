@@ -69,7 +69,7 @@ class Floatkey:
         self.settings = settings or Settings()
         self._clock = clock
         self._given_keys = keys
-        self._start_key_actor = keys is None and hardware_keys
+        self._start_key_actor = keys is None and hardware_keys and self.settings.hardware_key.enabled
         self._keys: KeyChecker = keys or NoKeys()
         self._exit_process = exit_process
         self._timeout = self.settings.actor_timeout

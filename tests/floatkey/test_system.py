@@ -160,3 +160,16 @@ def test_crash_if_no_hardware_key_exits_with_its_status(settings, clock):
             fk.register("cad", "alice")
         assert exits == [EXIT_NO_HARDWARE_KEY]
         assert [r["user"] for r in fk.registrations()] == ["kept"]
+
+
+def test_with_hardware_keys_disabled_no_reader_is_touched_and_key_bound_licenses_refuse(settings, clock):
+    off = replace(settings, hardware_key=replace(settings.hardware_key, enabled=False))
+    with Floatkey(off, clock=clock) as fk:
+        assert fk.hardware_key_status()["pcsc"] == "unavailable"
+        assert code_of(fk.add_license, {"product": "cad", "isHWKeyReq": True}) \
+            == "hardware_key_not_accessible"
+        import pykka
+
+        from floatkey.actors.hardware_key import HardwareKeyActor
+
+        assert pykka.ActorRegistry.get_by_class(HardwareKeyActor) == []

@@ -23,8 +23,15 @@ class ServerProcess:
     """``python -m floatkey serve`` on a free port of 127.0.0.1 with its own data directory."""
 
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        """Without ``--config`` in ``args`` the server leaves smart card readers alone, so
+        it cannot take a virtual key away from a test that needs one."""
         self.data_dir = data_dir
         self.args = list(args)
+        if "--config" not in self.args:
+            config = data_dir.parent / f"{data_dir.name}-no-keys.yaml"
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text("hardwareKey:\n  enabled: false\n")
+            self.args += ["--config", str(config)]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
