@@ -4,9 +4,11 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pykka
 import pytest
 
 from floatkey import Floatkey, FloatkeyError, Settings
+from floatkey.actors.hardware_key import HardwareKeyActor
 from floatkey.errors import key_not_accessible
 from floatkey.system import EXIT_NO_HARDWARE_KEY
 from tests.support.server import wait_until
@@ -168,8 +170,4 @@ def test_with_hardware_keys_disabled_no_reader_is_touched_and_key_bound_licenses
         assert fk.hardware_key_status()["pcsc"] == "unavailable"
         assert code_of(fk.add_license, {"product": "cad", "isHWKeyReq": True}) \
             == "hardware_key_not_accessible"
-        import pykka
-
-        from floatkey.actors.hardware_key import HardwareKeyActor
-
         assert pykka.ActorRegistry.get_by_class(HardwareKeyActor) == []
