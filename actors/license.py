@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
 
-from floatkey.errors import FloatkeyError
+from floatkey.errors import FloatkeyError, StorageError
 from floatkey.rules.license import Changes, LicenseBook
 from floatkey.rules.policy import policy_to_record
 from floatkey.rules.seats import ClientInfo
@@ -43,6 +44,43 @@ def _replies(method: Callable[..., Reply]) -> Callable[..., Reply]:
     return wrapper
 
 
+class Ticket:
+    """Where a client action's answer arrives, once what it rests on is durable.
+
+    The request thread tells the actor a ``LicenseRequest`` carrying a ticket and waits on
+    it; the actor fills in the answer and hands the ticket to storage, whose writer thread
+    releases it after the commit. One wake-up per request instead of two round trips.
+    """
+
+    __slots__ = ("_done", "answer", "error")
+
+    def __init__(self) -> None:
+        self.answer: Any = None
+        self.error: str | None = None
+        self._done = threading.Event()
+
+    def release(self, error: str | None) -> None:
+        self.error = error
+        self._done.set()
+
+    def result(self, timeout: float) -> Any:
+        if not self._done.wait(timeout):
+            raise FloatkeyError("service_unavailable", "The license server is overloaded; try again shortly.")
+        if self.error is not None:
+            raise StorageError(f"the change could not be stored: {self.error}")
+        if isinstance(self.answer, FloatkeyError):
+            raise self.answer
+        return self.answer
+
+
+class LicenseRequest(NamedTuple):
+    """A client action for a LicenseActor: ``method(*args)``, answered through ``ticket``."""
+
+    method: str
+    args: tuple[Any, ...]
+    ticket: Ticket
+
+
 class LicenseActor(pykka.ThreadingActor):
     def __init__(self, book: LicenseBook, storage: Storage, clock: Callable[[], datetime],
                  due: dict[int, datetime | None]) -> None:
@@ -53,6 +91,19 @@ class LicenseActor(pykka.ThreadingActor):
         self._clock = clock
         self._due = due
         due[book.license_id] = book.next_expiry()
+
+    def on_receive(self, message: Any) -> Any:
+        if not isinstance(message, LicenseRequest):
+            return super().on_receive(message)
+        try:
+            answer, seq = getattr(self, message.method)(*message.args)
+        except Exception:
+            logger.exception("license %d failed on %s", self._book.license_id, message.method)
+            answer = FloatkeyError("internal_error", "The server failed on this request; it has been logged.")
+            seq = self._storage.queued_seq
+        message.ticket.answer = answer
+        self._storage.on_durable(seq, message.ticket.release)
+        return None
 
     # Client actions
 

@@ -22,6 +22,7 @@ from floatkey import __version__, inputs
 from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
 from floatkey.actors.hardware_key import HardwareKeyActor, KeyGate
 from floatkey.actors.identity import IdentityActor, IdentityHolder
+from floatkey.actors.license import LicenseRequest, Ticket
 from floatkey.config import HardwareKeySettings, Settings
 from floatkey.errors import ConfigError, FloatkeyError, key_not_accessible
 from floatkey.identity import machine_hardware_id
@@ -140,37 +141,34 @@ class Floatkey:
     def register(self, product: str, user: str, *, license_id: int | None = None,
                  client: ClientInfo = NO_CLIENT) -> dict[str, Any]:
         """Take or refresh ``user``'s floating seat; answers the register answer of api.md."""
-        return self._act(product, license_id, "registering user",
-                         lambda p: p.register(user, client))
+        return self._act(product, license_id, "registering user", "register", user, client)
 
     def borrow(self, product: str, user: str, *, borrowed_until: datetime | None = None,
                license_id: int | None = None, client: ClientInfo = NO_CLIENT) -> dict[str, Any]:
-        return self._act(product, license_id, "borrowing license",
-                         lambda p: p.borrow(user, client, borrowed_until))
+        return self._act(product, license_id, "borrowing license", "borrow", user, client,
+                         borrowed_until)
 
     def unregister(self, product: str, user: str, *, license_id: int | None = None) -> str:
-        return self._act(product, license_id, "unregistering user", lambda p: p.unregister(user))
+        return self._act(product, license_id, "unregistering user", "unregister", user)
 
     def add_consumption(self, product: str, consumptions: int, *,
                         license_id: int | None = None) -> dict[str, Any]:
-        return self._act(product, license_id, "adding consumption",
-                         lambda p: p.add_consumption(consumptions))
+        return self._act(product, license_id, "adding consumption", "add_consumption", consumptions)
 
     def add_feature_consumption(self, product: str, feature: str, consumptions: int, *,
                                 license_id: int | None = None) -> dict[str, Any]:
         return self._act(product, license_id, "adding feature consumption",
-                         lambda p: p.add_feature_consumption(feature, consumptions))
+                         "add_feature_consumption", feature, consumptions)
 
     def feature_register(self, product: str, feature: str, user: str, *,
                          license_id: int | None = None, client: ClientInfo = NO_CLIENT,
                          borrow_until: datetime | None = None) -> dict[str, Any]:
-        return self._act(product, license_id, "registering feature",
-                         lambda p: p.feature_register(feature, user, client, borrow_until))
+        return self._act(product, license_id, "registering feature", "feature_register",
+                         feature, user, client, borrow_until)
 
     def feature_release(self, product: str, feature: str, user: str, *,
                         license_id: int | None = None) -> str:
-        return self._act(product, license_id, "releasing feature",
-                         lambda p: p.feature_release(feature, user))
+        return self._act(product, license_id, "releasing feature", "feature_release", feature, user)
 
     def unregister_all(self) -> None:
         """Free every seat of every license (the V1 ``unregister/all``)."""
@@ -256,11 +254,19 @@ class Floatkey:
             raise FloatkeyError("service_unavailable", "floatkey is not running.")
         return self._holder.current
 
-    def _act(self, product: str, license_id: int | None, action: str, call: Callable) -> Any:
+    def _act(self, product: str, license_id: int | None, action: str, method: str, *args: Any) -> Any:
+        """A client action: resolve the license, verify its key, and let its actor answer."""
         entry: LicenseEntry = self._index().resolve(product, license_id)
         if entry.requires_key:
             self._checked_key(entry.key_serial, action)
-        return self._reply(self._ask(call(entry.proxy)))
+        ticket = Ticket()
+        try:
+            entry.ref.tell(LicenseRequest(method, args, ticket))
+        except pykka.ActorDeadError:
+            raise FloatkeyError(
+                "license_not_found", "The license was removed while the request was handled."
+            ) from None
+        return ticket.result(self._timeout)
 
     def _reply(self, reply: tuple[Any, int]) -> Any:
         """Wait until what the answer rests on is durable (a refusal too), then answer."""

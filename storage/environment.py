@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +60,8 @@ class Storage:
         # One event per batch, so a commit wakes only the writers it made durable.
         self._pending_done = threading.Event()
         self._inflight_done = threading.Event()
+        self._pending_callbacks: list[Callable[[str | None], Any]] = []
+        self._inflight_callbacks: list[Callable[[str | None], Any]] = []
         self._taken_seq = 0
         self._closing = False
         self._writer = threading.Thread(target=self._write_loop, name="storage-writer", daemon=True)
@@ -129,6 +131,21 @@ class Storage:
         if seq in self._failed:
             raise StorageError(f"the change could not be stored: {self._failed[seq]}")
 
+    def on_durable(self, seq: int, callback: Callable[[str | None], Any]) -> None:
+        """Call ``callback(error)`` once write ``seq`` is committed (at once if it is).
+
+        ``error`` is None, or why the write failed. The writer thread makes the call, so a
+        callback must be quick and must not block.
+        """
+        with self._lock:
+            if seq > self._taken_seq:
+                self._pending_callbacks.append(callback)
+                return
+            if seq > self._committed_seq:
+                self._inflight_callbacks.append(callback)
+                return
+        callback(self._failed.get(seq))
+
     def write_now(self, ops: list[Op], timeout: float | None = None) -> None:
         self.wait(self.write(ops), timeout)
 
@@ -140,7 +157,9 @@ class Storage:
                 if not batch and self._closing:
                     return
                 done, self._pending_done = self._pending_done, threading.Event()
+                callbacks, self._pending_callbacks = self._pending_callbacks, []
                 self._inflight_done = done
+                self._inflight_callbacks = callbacks
                 self._taken_seq = batch[-1][0]
             error = self._commit(batch)
             with self._lock:
@@ -148,7 +167,11 @@ class Storage:
                     for seq, _ in batch:
                         self._failed[seq] = error
                 self._committed_seq = self._taken_seq
+                callbacks = self._inflight_callbacks
+                self._inflight_callbacks = []
             done.set()
+            for callback in callbacks:
+                callback(error)
 
     def _commit(self, batch: list[tuple[int, list[Op]]]) -> str | None:
         try:

@@ -1,0 +1,63 @@
+"""LicenseActor with real storage: answers arrive through a ticket once durable."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from floatkey.actors.license import LicenseActor, LicenseRequest, Ticket
+from floatkey.errors import FloatkeyError, StorageError
+from floatkey.rules.license import LicenseBook
+from floatkey.rules.policy import policy_from_fields
+from floatkey.rules.seats import ClientInfo
+from floatkey.storage import Storage, keys
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def storage(tmp_path):
+    s = Storage(tmp_path / "data", map_size=1 << 20)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def actor(storage):
+    book = LicenseBook(license_id=3, policy=policy_from_fields({"product": "cad", "floating_users": 1}),
+                       added_at=NOW)
+    ref = LicenseActor.start(book, storage, lambda: NOW, {})
+    yield ref
+    ref.stop()
+
+
+def ask(ref, method, *args):
+    ticket = Ticket()
+    ref.tell(LicenseRequest(method, args, ticket))
+    return ticket.result(10)
+
+
+def test_an_answer_arrives_only_once_its_seat_is_on_disk(actor, storage):
+    answer = ask(actor, "register", "alice", ClientInfo())
+    assert answer["floating_slots_in_use"] == 1
+    assert storage.get("seats", keys.seat_key(3, "alice"))["user"] == "alice"
+
+
+def test_a_refusal_is_raised_to_the_caller(actor):
+    ask(actor, "register", "alice", ClientInfo())
+    with pytest.raises(FloatkeyError) as err:
+        ask(actor, "register", "bob", ClientInfo())
+    assert err.value.code == "floating_not_available"
+
+
+def test_a_bug_answers_internal_error_and_the_actor_lives_on(actor):
+    with pytest.raises(FloatkeyError) as err:
+        ask(actor, "no_such_action")
+    assert err.value.code == "internal_error"
+    assert actor.is_alive()
+    assert ask(actor, "register", "alice", ClientInfo())["floating_slots_in_use"] == 1
+
+
+def test_a_failed_write_is_not_acknowledged(actor, storage):
+    with pytest.raises(StorageError):
+        ask(actor, "register", "x" * 10, ClientInfo(user_info="y" * (2 << 20)))
+    assert storage.get("seats", keys.seat_key(3, "x" * 10)) is None
