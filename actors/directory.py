@@ -185,26 +185,25 @@ class DirectoryActor(pykka.ThreadingActor):
 
 def load_books(storage: Storage) -> list[LicenseBook]:
     """Every license with its seats and counters, as stored."""
-    books: dict[int, LicenseBook] = {}
+    seats: dict[int, dict[str, Seat]] = {}
+    for key, record in storage.items("seats"):
+        seats.setdefault(keys.license_id_of(key), {})[record["user"]] = Seat.from_record(record)
+    feature_seats: dict[int, dict[str, dict[str, Seat]]] = {}
+    for key, record in storage.items("feature_seats"):
+        holders = feature_seats.setdefault(keys.license_id_of(key), {})
+        holders.setdefault(record["feature"], {})[record["user"]] = Seat.from_record(record)
+    books = []
     for key, record in storage.items("licenses"):
         license_id = keys.license_id_of(key)
-        books[license_id] = LicenseBook(
+        books.append(LicenseBook(
             license_id=license_id,
             policy=policy_from_record(record["policy"]),
             added_at=record["added_at"],
+            seats=seats.get(license_id, {}),
+            feature_seats=feature_seats.get(license_id, {}),
             consumption=Counter.from_record(record["consumption"]),
             feature_consumption={
                 code: Counter.from_record(c) for code, c in record["feature_consumption"].items()
             },
-        )
-    for key, record in storage.items("seats"):
-        book = books.get(keys.license_id_of(key))
-        if book is not None:
-            book.seats[record["user"]] = Seat.from_record(record)
-    for key, record in storage.items("feature_seats"):
-        book = books.get(keys.license_id_of(key))
-        if book is not None:
-            seat = Seat.from_record(record)
-            book.feature_seats.setdefault(record["feature"], {})[seat.user] = seat
-    return list(books.values())
-
+        ))
+    return books

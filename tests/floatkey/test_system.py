@@ -171,3 +171,23 @@ def test_with_hardware_keys_disabled_no_reader_is_touched_and_key_bound_licenses
         assert code_of(fk.add_license, {"product": "cad", "isHWKeyReq": True}) \
             == "hardware_key_not_accessible"
         assert pykka.ActorRegistry.get_by_class(HardwareKeyActor) == []
+
+
+def test_seats_that_ended_while_the_server_was_down_are_freed_after_a_restart(settings, clock):
+    with Floatkey(settings, clock=clock) as fk:
+        fk.add_license({"product": "cad", "floating_users": 2, "floating_timeout": 1,
+                        "features": [{"code": "f", "is_floating": True}]})
+        fk.register("cad", "alice")
+        fk.feature_register("cad", "f", "alice")
+        clock.advance(seconds=30)
+        fk.register("cad", "bob")
+    clock.advance(seconds=45)
+    with Floatkey(settings, clock=clock) as fk:
+        [lic] = fk.licenses()
+        assert lic["floating_in_use_devices"] == 1
+        assert lic["product_features"][0]["floating_in_use_devices"] == 0
+        wait_until(lambda: [r["user"] for r in fk.registrations()] == ["bob"], timeout=5,
+                   what="alice's ended seat to be swept after the restart")
+        fk.register("cad", "carol")
+    with Floatkey(settings, clock=clock) as fk:
+        assert sorted(r["user"] for r in fk.registrations()) == ["bob", "carol"]
