@@ -7,8 +7,9 @@
 Scenarios: ``register`` (the register mix against floatkey and against the bare CherryPy
 ceiling, alternating in one run), ``scale`` (many live registrations across many licenses:
 resident memory, restart time, and the register load through a full timeout wave), and
-``keybound`` (the same mix on a license bound to a virtual key, when the hardware-key
-subsystem and its test stack are installed).
+``keybound`` (the same mix on a license bound to a virtual key through the benchmark's own
+pcscd and vpcd, against a plain license of the same server, alternating in one run; left
+out with a note when pcscd or pyscard is missing or another pcscd runs).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import machine
+from bench.keybound import keybound_scenario
 from bench.load import Load
 from bench.register import register_scenario
 from bench.report import Report
@@ -102,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         if "scale" in chosen:
             scale_scenario(report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license)
         if "keybound" in chosen:
-            report.section("key-bound license")
-            report.note("left out: the hardware-key subsystem is not wired into the server yet "
-                        "(see docs/benchmarks.md)")
+            keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup,
+                              plan.thread_pool)
     report.summary()
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")

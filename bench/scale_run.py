@@ -19,7 +19,10 @@ RESTART_GOAL_S = 3.0
 LEAD = 2.0
 #: Seconds of load after the wave is due: 100,000 expiries take the sweeper about 15 s here.
 WAVE_SECONDS = 16.0
-_EXPIRED = re.compile(r"^(\S+ \S+) INFO floatkey\.actors\.license: seat of .* expired$", re.MULTILINE)
+#: One line per license and sweep: "N seats of license L expired: 'u1', ...".
+_EXPIRED = re.compile(
+    r"^(\S+ \S+) INFO floatkey\.actors\.license: (\d+) seats of license \d+ expired:", re.MULTILINE
+)
 
 
 def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, seats: int) -> None:
@@ -87,7 +90,7 @@ def _measured(server: Process, load: Load, tag: str) -> tuple:
 
 def _wait_for_expiries(server: Process, total: int, deadline: float) -> list[str]:
     while True:
-        times = _EXPIRED.findall(server.log())
+        times = [at for at, count in _EXPIRED.findall(server.log()) for _ in range(int(count))]
         if len(times) >= total or time.monotonic() > deadline:
             return times
         time.sleep(0.5)

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from smartcard import scard
 
 from floatkey.virtual_key import VirtualCard, VirtualKey, make_card
+from tests.support.server import ServerProcess
 
 PCSCD_SOCKET = Path(os.environ.get("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm"))
 PORTS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01"}
@@ -42,7 +44,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
         time.sleep(every)
 
 
-def _socket_alive(path: Path) -> bool:
+def socket_alive(path: Path) -> bool:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))
@@ -87,7 +89,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
     binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
     if not Path(binary).exists():
         pytest.fail("pcscd is not installed (Debian: apt-get install pcscd vsmartcard-vpcd)")
-    if _socket_alive(PCSCD_SOCKET):
+    if socket_alive(PCSCD_SOCKET):
         pytest.fail(
             f"a pcscd not started by these tests already serves {PCSCD_SOCKET}; stop it "
             "(e.g. systemctl stop pcscd.socket pcscd) so the tests own the PC/SC stack"
@@ -102,7 +104,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
         )
         if process.poll() is not None:
             pytest.fail(f"pcscd exited with status {process.returncode}; see {log.name}")
-        wait_for(lambda: _vpcd_listening(), 10, "vpcd to listen on its TCP ports")
+        wait_for(vpcd_listening, 10, "vpcd to listen on its TCP ports")
         yield process
     finally:
         process.terminate()
@@ -114,7 +116,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
         log.close()
 
 
-def _vpcd_listening() -> bool:
+def vpcd_listening() -> bool:
     for port in PORTS:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -241,3 +243,35 @@ def card_holders() -> Iterator[Callable[[str, str], CardHolder]]:
     yield start
     for holder in holders:
         holder.release()
+
+
+@pytest.fixture
+def key_config(tmp_path: Path, test_ca: tuple[Any, Any]) -> Path:
+    """A server configuration that trusts the test CA and knows the test PIN."""
+    ca = tmp_path / "vendor-ca.pem"
+    ca.write_bytes(test_ca[1].public_bytes(serialization.Encoding.PEM))
+    pin = tmp_path / "pin"
+    pin.write_text(TEST_PIN + "\n")
+    pin.chmod(0o600)
+    config = tmp_path / "floatkey.yaml"
+    config.write_text(
+        f"hardwareKey:\n  caCertificate: {ca}\n  pinFile: {pin}\n  pcscTimeout: 1.0\n"
+        "  verifyInterval: 30\n"
+    )
+    return config
+
+
+@pytest.fixture
+def key_servers(tmp_path: Path, key_config: Path,
+                pcscd: subprocess.Popen[bytes]) -> Iterator[Callable[..., ServerProcess]]:
+    """``key_servers(*serve_args)`` starts a real server that watches the test readers."""
+    servers: list[ServerProcess] = []
+
+    def start(*args: str) -> ServerProcess:
+        server = ServerProcess(tmp_path / "data", "--config", str(key_config), *args).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

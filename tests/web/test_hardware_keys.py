@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 
 from floatkey.system import EXIT_NO_HARDWARE_KEY
-from tests.support.pcsc import READERS, TEST_PIN
+from tests.support.pcsc import READERS
 from tests.support.server import ServerProcess, wait_until
 
 KEY_A, KEY_B = 10012001, 20034002
 PORT_A, PORT_B = 35963, 35964
-
-
-@pytest.fixture
-def key_config(tmp_path: Path, test_ca) -> Path:
-    ca = tmp_path / "vendor-ca.pem"
-    ca.write_bytes(test_ca[1].public_bytes(serialization.Encoding.PEM))
-    pin = tmp_path / "pin"
-    pin.write_text(TEST_PIN + "\n")
-    pin.chmod(0o600)
-    config = tmp_path / "floatkey.yaml"
-    config.write_text(
-        f"hardwareKey:\n  caCertificate: {ca}\n  pinFile: {pin}\n  pcscTimeout: 1.0\n"
-        "  verifyInterval: 30\n"
-    )
-    return config
-
-
-@pytest.fixture
-def start_server(tmp_path: Path, key_config: Path, pcscd) -> Iterator[Callable[..., ServerProcess]]:
-    servers: list[ServerProcess] = []
-
-    def start(*args: str) -> ServerProcess:
-        server = ServerProcess(tmp_path / "data", "--config", str(key_config), *args).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def key_state(server: ServerProcess, serial: int) -> str | None:
@@ -70,8 +38,8 @@ def refused_for(answer: requests.Response, action: str) -> bool:
     }
 
 
-def test_plug_pull_replug_with_a_running_server(start_server, virtual_keys, make_test_card):
-    server = start_server()
+def test_plug_pull_replug_with_a_running_server(key_servers, virtual_keys, make_test_card):
+    server = key_servers()
     machine_id = server.get("/api/v4/health").json()["hardware_id"]
     assert refused_for(server.post("/api/v4/licenses", {"product": "cad", "isHWKeyReq": True}),
                        "adding license")
@@ -101,8 +69,8 @@ def test_plug_pull_replug_with_a_running_server(start_server, virtual_keys, make
     assert server.get("/api/v4/health").json()["hardware_id"] == str(KEY_A)
 
 
-def test_every_action_names_itself_when_the_key_is_gone(start_server, virtual_keys, make_test_card):
-    server = start_server()
+def test_every_action_names_itself_when_the_key_is_gone(key_servers, virtual_keys, make_test_card):
+    server = key_servers()
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
     server.add_license(product="cad", isHWKeyReq=True, max_consumptions=10, max_borrow_time=2,
@@ -129,8 +97,8 @@ def test_every_action_names_itself_when_the_key_is_gone(start_server, virtual_ke
 
 
 def test_another_key_does_not_satisfy_a_license_bound_to_the_first(
-        start_server, virtual_keys, make_test_card):
-    server = start_server()
+        key_servers, virtual_keys, make_test_card):
+    server = key_servers()
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
     server.add_license(product="cad", isHWKeyReq=True)
@@ -140,10 +108,10 @@ def test_another_key_does_not_satisfy_a_license_bound_to_the_first(
     assert refused_for(register(server, "cad"), "registering user")
 
 
-def test_keys_that_are_not_trusted_do_not_count(start_server, virtual_keys, make_test_card):
+def test_keys_that_are_not_trusted_do_not_count(key_servers, virtual_keys, make_test_card):
     from floatkey.ca import make_ca
 
-    server = start_server()
+    server = key_servers()
     other_key, other_cert = make_ca("someone else's CA")
     virtual_keys.plug(make_test_card(KEY_A, ca_key=other_key, ca_cert=other_cert), PORT_A)
     virtual_keys.plug(make_test_card(KEY_B, bad_signature=True), PORT_B)
@@ -155,8 +123,8 @@ def test_keys_that_are_not_trusted_do_not_count(start_server, virtual_keys, make
     assert reasons[str(KEY_A)] and reasons[str(KEY_B)]
 
 
-def test_two_keys_in_two_readers(start_server, virtual_keys, make_test_card):
-    server = start_server()
+def test_two_keys_in_two_readers(key_servers, virtual_keys, make_test_card):
+    server = key_servers()
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     virtual_keys.plug(make_test_card(KEY_B), PORT_B)
     wait_key(server, KEY_A, "valid")
@@ -178,8 +146,8 @@ def test_two_keys_in_two_readers(start_server, virtual_keys, make_test_card):
     wait_until(lambda: server.get("/api/v4/health").json()["hardware_id"] == str(KEY_A), 5)
 
 
-def test_restart_with_the_key_absent_then_plugged(start_server, virtual_keys, make_test_card):
-    server = start_server()
+def test_restart_with_the_key_absent_then_plugged(key_servers, virtual_keys, make_test_card):
+    server = key_servers()
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
     server.add_license(product="cad", isHWKeyReq=True, floating_users=2)
@@ -195,8 +163,8 @@ def test_restart_with_the_key_absent_then_plugged(start_server, virtual_keys, ma
 
 
 def test_crash_if_no_hardware_key_exits_and_a_restart_loses_nothing(
-        start_server, virtual_keys, make_test_card):
-    server = start_server("--crash-if-no-hardware-key")
+        key_servers, virtual_keys, make_test_card):
+    server = key_servers("--crash-if-no-hardware-key")
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
     server.add_license(product="cad", isHWKeyReq=True, floating_users=3, max_consumptions=9)
@@ -221,10 +189,10 @@ def test_crash_if_no_hardware_key_exits_and_a_restart_loses_nothing(
 
 @pytest.mark.parametrize("mode", ["exclusive", "transaction"])
 def test_another_process_on_the_reader_is_reported_not_hung(
-        start_server, virtual_keys, make_test_card, card_holders, mode):
+        key_servers, virtual_keys, make_test_card, card_holders, mode):
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     holder = card_holders(mode, READERS[0])
-    server = start_server()
+    server = key_servers()
     wait_until(lambda: any(k["state"] == "reader_busy"
                            for k in server.get("/api/v4/hardware_key").json()["keys"]), 15)
     started = time.monotonic()
