@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import ROOT, Process, floatkey_server
-from bench.register import describe, measured
+from bench.register import describe, judged_ratio, measured
 from bench.report import Report
 from tests.support.pcsc import PCSCD_SOCKET, card_present, list_readers, socket_alive, vpcd_listening
 
@@ -198,7 +197,7 @@ def _compare(report: Report, server: Process, load: Load, rounds: int, warmup: f
         report.fact(f"round {i + 1} key-bound", describe(b, b_cpu))
         report.fact(f"round {i + 1} plain", describe(p, p_cpu))
         report.fact(f"round {i + 1} ratio", f"{ratios[-1]:.2f}")
-    ratio = statistics.median(ratios)
+    ratio = judged_ratio(report, bound_runs, plain_runs, ratios)
     kb, pl = _median_run(bound_runs), _median_run(plain_runs)
     report.fact("key-bound (median round)", f"{kb.throughput:.0f} req/s, p50 {kb.p50_ms:.1f} ms, "
                                             f"p99 {kb.p99_ms:.1f} ms")

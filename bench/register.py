@@ -71,7 +71,7 @@ def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, wa
             ratios.append(f.throughput / c.throughput)
             report.fact(f"round {i + 1} ceiling", describe(c, c_cpu))
             report.fact(f"round {i + 1} floatkey", describe(f, f_cpu))
-        ratio = statistics.median(ratios)
+        ratio = judged_ratio(report, floatkeys, ceilings, ratios)
         fk = _median_run(floatkeys)
         report.fact("floatkey (median round)", f"{fk.throughput:.0f} req/s, p50 {fk.p50_ms:.1f} ms, "
                                                f"p99 {fk.p99_ms:.1f} ms")
@@ -81,21 +81,42 @@ def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, wa
         report.bar("register vs ceiling", f"{ratio:.2f}", f">= {RATIO_GOAL}", ratio >= RATIO_GOAL)
         report.bar("register p99 at saturation", f"{fk.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
                    fk.p99_ms < P99_GOAL_MS and fk.errors == 0)
-        paced_latency(report, server, load, fk.throughput)
+        paced_latency(report, server, ceiling, load, fk.throughput)
     finally:
         server.stop()
         ceiling.stop()
 
 
-def paced_latency(report: Report, server: Process, load: Load, saturated: float) -> None:
-    """p99 when the same clients pause between requests, offering about half the saturated rate."""
+def paced_latency(report: Report, server: Process, ceiling: Process, load: Load,
+                  saturated: float) -> None:
+    """p99 when the same clients pause between requests, offering about half the saturated rate.
+
+    The ceiling gets the same paced load, to show how much of the tail is CherryPy's own.
+    """
     pause_ms = max(1, int(1000 * load.connections / (0.5 * saturated)))
     paced = Load(connections=load.connections, threads=load.threads, seconds=load.seconds,
                  span=load.span, pause_ms=pause_ms)
     result, cores = measured(server, server.url, paced, PRODUCT, "p")
-    report.fact("paced load", f"clients pause {pause_ms} ms between requests: " + describe(result, cores))
+    bare, bare_cores = measured(ceiling, ceiling.url, paced, PRODUCT, "q")
+    report.fact("paced load", f"clients pause {pause_ms} ms between requests")
+    report.fact("paced floatkey", describe(result, cores))
+    report.fact("paced ceiling", describe(bare, bare_cores))
     report.bar("register p99 at half load", f"{result.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
                result.p99_ms < P99_GOAL_MS and result.errors == 0)
+
+
+def judged_ratio(report: Report, tested: list[LoadResult], reference: list[LoadResult],
+                 ratios: list[float]) -> float:
+    """The ratio a bar is judged on: the lower of the median per-round ratio and best/best.
+
+    A stall of this shared VM can slow any single run by a factor of four, and noise only
+    ever slows a run down: best against best compares what each could do, the median
+    guards against one lucky round. Taking the lower of the two never flatters.
+    """
+    best = max(r.throughput for r in tested) / max(r.throughput for r in reference)
+    median = statistics.median(ratios)
+    report.fact("ratio", f"median of rounds {median:.2f}, best round against best round {best:.2f}")
+    return min(best, median)
 
 
 def _median_run(runs: list[LoadResult]) -> LoadResult:
