@@ -19,17 +19,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import ROOT, Process, floatkey_server
 from bench.register import describe, judged_ratio, measured
 from bench.report import Report
 from tests.support.pcsc import PCSCD_SOCKET, card_present, list_readers, socket_alive, vpcd_listening
+from tests.support.server import wait_until
 
 #: quality.md: key-bound throughput at least this share of the plain license's.
 RATIO_GOAL = 0.8
@@ -42,17 +40,6 @@ KEYBOUND, PLAIN = "keybound", "plain"
 
 class Unavailable(Exception):
     """The PC/SC test stack cannot be set up here (missing, or someone else's pcscd runs)."""
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 class Child:
@@ -94,11 +81,11 @@ def start_pcscd(workdir: Path) -> Child:
     env = {k: v for k, v in os.environ.items() if k != "PCSCLITE_FILTER_IGNORE_READER_NAMES"}
     pcscd = Child([binary, "--foreground"], workdir / "pcscd.log", env)
     try:
-        wait_for(lambda: not pcscd.alive() or KEY_READER in list_readers(), 15,
-                 "pcscd to list the vpcd readers")
+        wait_until(lambda: not pcscd.alive() or KEY_READER in list_readers(), 15,
+                   what="pcscd to list the vpcd readers")
         if not pcscd.alive():
             raise RuntimeError(f"pcscd exited with status {pcscd.proc.returncode}:\n{pcscd.log()}")
-        wait_for(vpcd_listening, 10, "vpcd to listen on its TCP ports")
+        wait_until(vpcd_listening, 10, what="vpcd to listen on its TCP ports")
     except BaseException:
         pcscd.stop()
         raise
@@ -110,7 +97,7 @@ def plug_virtual_key(workdir: Path, ca_dir: Path, pin_file: Path) -> Child:
             "--pin-file", str(pin_file), "--ca-dir", str(ca_dir), "--port", str(KEY_PORT)]
     key = Child(args, workdir / "virtual-key.log")
     try:
-        wait_for(lambda: not key.alive() or card_present(KEY_READER), 15, f"a card in {KEY_READER}")
+        wait_until(lambda: not key.alive() or card_present(KEY_READER), 15, what=f"a card in {KEY_READER}")
         if not key.alive():
             raise RuntimeError(f"the virtual key exited:\n{key.log()}")
     except BaseException:
@@ -162,8 +149,8 @@ def keybound_scenario(report: Report, workdir: Path, load: Load, rounds: int, wa
         key = plug_virtual_key(workdir, ca_dir, pin_file)
         server = floatkey_server(workdir / "data", workdir / "floatkey.log", config).start()
         url = server.url
-        wait_for(lambda: key_state(url) == "valid", 20,
-                 f"key {KEY_SERIAL} to be valid (another floatkey server may hold the card)")
+        wait_until(lambda: key_state(url) == "valid", 20,
+                   what=f"key {KEY_SERIAL} to be valid (another floatkey server may hold the card)")
         bound = call(url, "POST", "/api/v4/licenses", {"product": KEYBOUND, "isHWKeyReq": True,
                                                         "floating_users": 1_000_000, "floating_timeout": 60})
         if not bound.get("is_hardware_key_auth"):
