@@ -9,7 +9,6 @@ actor; only changes to the set of licenses pass through its mailbox.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,14 +90,12 @@ class IndexHolder:
 
     def __init__(self) -> None:
         self.current = LicenseIndex({})
-        self.changed = threading.Condition()
         #: license id -> no seat of that license expires before this (posted by its actor).
         self.due: dict[int, datetime | None] = {}
 
     def publish(self, index: LicenseIndex) -> None:
-        with self.changed:
-            self.current = index
-            self.changed.notify_all()
+        # One reference assignment: readers see the old index or the new one, never a mix.
+        self.current = index
 
 
 class DirectoryListener(Listener):
