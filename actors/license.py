@@ -52,19 +52,21 @@ class Ticket:
     releases it after the commit. One wake-up per request instead of two round trips.
     """
 
-    __slots__ = ("_done", "answer", "error")
+    __slots__ = ("_latch", "answer", "error")
 
     def __init__(self) -> None:
         self.answer: Any = None
         self.error: str | None = None
-        self._done = threading.Event()
+        # A held lock is the cheapest one-shot latch: release() opens it for the one waiter.
+        self._latch = threading.Lock()
+        self._latch.acquire()
 
     def release(self, error: str | None) -> None:
         self.error = error
-        self._done.set()
+        self._latch.release()
 
     def result(self, timeout: float) -> Any:
-        if not self._done.wait(timeout):
+        if not self._latch.acquire(timeout=timeout):
             raise FloatkeyError("service_unavailable", "The license server is overloaded; try again shortly.")
         if self.error is not None:
             raise StorageError(f"the change could not be stored: {self.error}")

@@ -19,8 +19,9 @@ def format_time(value: datetime | None) -> str | None:
     """``2026-11-28T10:00:00Z`` (microseconds kept when present), or None."""
     if value is None:
         return None
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"  # drop "+00:00"
 
 
 def parse_time(value: object, field: str) -> datetime | None:

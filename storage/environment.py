@@ -109,7 +109,8 @@ class Storage:
                 raise StorageError("the storage is closed")
             self._queued_seq += 1
             self._queue.append((self._queued_seq, ops))
-            self._work.notify()
+            if len(self._queue) == 1:
+                self._work.notify()  # the writer waits only on an empty queue
             return self._queued_seq
 
     @property
@@ -171,7 +172,10 @@ class Storage:
                 self._inflight_callbacks = []
             done.set()
             for callback in callbacks:
-                callback(error)
+                try:
+                    callback(error)
+                except Exception:
+                    logger.exception("a commit callback failed")
 
     def _commit(self, batch: list[tuple[int, list[Op]]]) -> str | None:
         try:
