@@ -26,7 +26,14 @@ from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import ROOT, Process, floatkey_server
 from bench.register import describe, judged_ratio, measured
 from bench.report import Report
-from tests.support.pcsc import PCSCD_SOCKET, card_present, list_readers, socket_alive, vpcd_listening
+from tests.support.pcsc import (
+    PCSCD_SOCKET,
+    card_present,
+    list_readers,
+    socket_alive,
+    vpcd_listening,
+    vpcd_ports_free,
+)
 from tests.support.server import wait_until
 
 #: quality.md: key-bound throughput at least this share of the plain license's.
@@ -78,6 +85,8 @@ def start_pcscd(workdir: Path) -> Child:
     if socket_alive(PCSCD_SOCKET):
         raise Unavailable(f"another pcscd already serves {PCSCD_SOCKET}; the benchmark needs the "
                           "PC/SC stack to itself (stop that pcscd and any floatkey server using it)")
+    # wrk's many connections leave ephemeral ports in TIME_WAIT; vpcd needs two of them.
+    wait_until(vpcd_ports_free, 90, interval=0.5, what="vpcd's TCP ports to be free")
     env = {k: v for k, v in os.environ.items() if k != "PCSCLITE_FILTER_IGNORE_READER_NAMES"}
     pcscd = Child([binary, "--foreground"], workdir / "pcscd.log", env)
     try:

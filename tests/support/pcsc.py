@@ -94,6 +94,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
             f"a pcscd not started by these tests already serves {PCSCD_SOCKET}; stop it "
             "(e.g. systemctl stop pcscd.socket pcscd) so the tests own the PC/SC stack"
         )
+    wait_for(vpcd_ports_free, 90, "vpcd's TCP ports to be free (TIME_WAIT lasts 60 s)", every=0.5)
     log = (tmp_path_factory.mktemp("pcscd") / "pcscd.log").open("wb")
     env = {k: v for k, v in os.environ.items() if k != "PCSCLITE_FILTER_IGNORE_READER_NAMES"}
     process = subprocess.Popen([binary, "--foreground"], stdout=log, stderr=log, env=env)
@@ -114,6 +115,25 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+def vpcd_ports_free() -> bool:
+    """Whether vpcd could bind its ports now.
+
+    vpcd binds without SO_REUSEADDR, so a loopback connection that happened to use one of
+    them as its ephemeral port blocks it for a minute after closing (TIME_WAIT); pcscd
+    then starts without the virtual readers. run-tests reserves the two ports, and this
+    check waits them out where it could not.
+    """
+    for port in PORTS:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        finally:
+            probe.close()
+    return True
 
 
 def vpcd_listening() -> bool:
