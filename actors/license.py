@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from floatkey.errors import FloatkeyError, StorageError
+from floatkey.errors import FloatkeyError, StorageError, overloaded
 from floatkey.rules.license import Changes, LicenseBook
 from floatkey.rules.policy import policy_to_record
 from floatkey.rules.seats import ClientInfo
@@ -67,7 +67,7 @@ class Ticket:
 
     def result(self, timeout: float) -> Any:
         if not self._latch.acquire(timeout=timeout):
-            raise FloatkeyError("service_unavailable", "The license server is overloaded; try again shortly.")
+            raise overloaded()
         if self.error is not None:
             raise StorageError(f"the change could not be stored: {self.error}")
         if isinstance(self.answer, FloatkeyError):

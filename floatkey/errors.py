@@ -68,6 +68,16 @@ def key_not_accessible(action: str) -> FloatkeyError:
     )
 
 
+def overloaded() -> FloatkeyError:
+    """A license actor did not answer within ``actorTimeout``."""
+    return FloatkeyError("service_unavailable", "The license server is overloaded; try again shortly.")
+
+
+def license_removed() -> FloatkeyError:
+    """The license's actor stopped between resolving the license and asking it."""
+    return FloatkeyError("license_not_found", "The license was removed while the request was handled.")
+
+
 class ConfigError(Exception):
     """The configuration file (or a flag) holds a value floatkey cannot use."""
 

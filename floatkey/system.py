@@ -24,7 +24,13 @@ from floatkey.actors.hardware_key import HardwareKeyActor, KeyGate
 from floatkey.actors.identity import IdentityActor, IdentityHolder
 from floatkey.actors.license import LicenseRequest, Ticket
 from floatkey.config import HardwareKeySettings, Settings
-from floatkey.errors import ConfigError, FloatkeyError, key_not_accessible
+from floatkey.errors import (
+    ConfigError,
+    FloatkeyError,
+    key_not_accessible,
+    license_removed,
+    overloaded,
+)
 from floatkey.identity import machine_hardware_id
 from floatkey.rules.policy import Policy, policy_from_fields
 from floatkey.rules.seats import ClientInfo
@@ -263,9 +269,7 @@ class Floatkey:
         try:
             entry.ref.tell(LicenseRequest(method, args, ticket))
         except pykka.ActorDeadError:
-            raise FloatkeyError(
-                "license_not_found", "The license was removed while the request was handled."
-            ) from None
+            raise license_removed() from None
         return ticket.result(self._timeout)
 
     def _reply(self, reply: tuple[Any, int]) -> Any:
@@ -303,13 +307,9 @@ class Floatkey:
         try:
             return future.get(timeout=self._timeout)
         except pykka.Timeout:
-            raise FloatkeyError(
-                "service_unavailable", "The license server is overloaded; try again shortly."
-            ) from None
+            raise overloaded() from None
         except pykka.ActorDeadError:
-            raise FloatkeyError(
-                "license_not_found", "The license was removed while the request was handled."
-            ) from None
+            raise license_removed() from None
 
     def _wait(self, seq: int) -> None:
         assert self.storage is not None
