@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 from bench.load import Load, LoadResult, call, run_wrk
-from bench.processes import ROOT, Process, floatkey_server
+from bench.processes import ROOT, Process, floatkey_server, terminate
 from bench.register import describe, judged_ratio, measured
 from bench.report import Report
 from tests.support.pcsc import (
@@ -62,13 +61,7 @@ class Child:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc, 15)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]

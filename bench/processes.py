@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 _URL = re.compile(r"listening on (https?://[^\s:]+:\d+)")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -68,14 +69,20 @@ class Process:
         return 0
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            terminate(self.proc, 30)
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def floatkey_server(data_dir: Path, log_path: Path, config: Path | None = None) -> Process:
