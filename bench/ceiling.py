@@ -1,8 +1,8 @@
 """The ceiling of quality.md: a bare CherryPy handler that parses the JSON body and answers
-a small JSON object, on the same server settings (thread pool, socket queue, logging off)
-as floatkey.
+a small JSON object, on the same server settings (thread pool, socket queue, logging off,
+CPU pinning) as floatkey.
 
-    python -m bench.ceiling --port 0 --thread-pool 64
+    python -m bench.ceiling --port 0 --thread-pool 64 --cpu-affinity auto
 
 It prints ``ceiling listening on http://HOST:PORT`` on stderr once it accepts connections.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 import cherrypy
 
+from floatkey import affinity
 from floatkey.config import Settings
 from floatkey.web.server import server_config
 
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--thread-pool", type=int, default=Settings.thread_pool)
+    parser.add_argument("--cpu-affinity", default=Settings.cpu_affinity,
+                        type=lambda v: int(v) if v.isdigit() else v)
     args = parser.parse_args(argv)
+    affinity.pin(args.cpu_affinity)
     settings = Settings(host=args.host, port=args.port, thread_pool=args.thread_pool)
     cherrypy.config.update(server_config(settings))
     cherrypy.tools.bare_raw_body = cherrypy.Tool("before_request_body", _raw_body)

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.load import Load, LoadResult, call, run_wrk
-from bench.processes import ROOT, Process, floatkey_server, terminate
+from bench.processes import ROOT, Process, ServerSettings, floatkey_server, server_lines, terminate
 from bench.register import describe, judged_ratio, measured
 from bench.report import Report
 from tests.support.pcsc import (
@@ -108,7 +108,7 @@ def plug_virtual_key(workdir: Path, ca_dir: Path, pin_file: Path) -> Child:
     return key
 
 
-def write_key_config(workdir: Path, thread_pool: int) -> tuple[Path, Path, Path]:
+def write_key_config(workdir: Path, settings: ServerSettings) -> tuple[Path, Path, Path]:
     """(config, CA folder, PIN file) in ``workdir``: a fresh vendor CA and an owner-only PIN."""
     from floatkey.ca import CA_CERT_FILE, create_ca
 
@@ -119,7 +119,7 @@ def write_key_config(workdir: Path, thread_pool: int) -> tuple[Path, Path, Path]
     pin_file.chmod(0o600)
     config = workdir / "floatkey.yaml"
     config.write_text(
-        f"threadPool: {thread_pool}\nlogLevel: INFO\nhardwareKey:\n"
+        f"{server_lines(settings)}hardwareKey:\n"
         f"  caCertificate: {ca_dir / CA_CERT_FILE}\n  pinFile: {pin_file}\n  pcscTimeout: 1.0\n",
         encoding="utf-8")
     return config, ca_dir, pin_file
@@ -132,7 +132,7 @@ def key_state(url: str) -> str | None:
 
 
 def keybound_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
-                      thread_pool: int) -> None:
+                      settings: ServerSettings) -> None:
     report.section("key-bound license vs plain license")
     report.fact("load", f"{load.connections} keep-alive clients (wrk, {load.threads} threads), "
                         f"{load.seconds:g} s per run, {rounds} alternating round(s), warm-up {warmup:g} s")
@@ -147,7 +147,7 @@ def keybound_scenario(report: Report, workdir: Path, load: Load, rounds: int, wa
     key: Child | None = None
     server: Process | None = None
     try:
-        config, ca_dir, pin_file = write_key_config(workdir, thread_pool)
+        config, ca_dir, pin_file = write_key_config(workdir, settings)
         key = plug_virtual_key(workdir, ca_dir, pin_file)
         server = floatkey_server(workdir / "data", workdir / "floatkey.log", config).start()
         url = server.url

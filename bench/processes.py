@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from floatkey.config import Settings
 
 _URL = re.compile(r"listening on (https?://[^\s:]+:\d+)")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -93,6 +96,20 @@ def floatkey_server(data_dir: Path, log_path: Path, config: Path | None = None) 
     return Process(args, log_path)
 
 
-def ceiling_server(thread_pool: int, log_path: Path) -> Process:
-    args = [sys.executable, "-m", "bench.ceiling", "--port", "0", "--thread-pool", str(thread_pool)]
+def server_lines(server: ServerSettings) -> str:
+    """The top of a benchmark server's configuration file."""
+    return f"threadPool: {server.thread_pool}\ncpuAffinity: {server.cpu_affinity}\nlogLevel: INFO\n"
+
+
+def ceiling_server(server: ServerSettings, log_path: Path) -> Process:
+    args = [sys.executable, "-m", "bench.ceiling", "--port", "0", "--thread-pool", str(server.thread_pool),
+            "--cpu-affinity", str(server.cpu_affinity)]
     return Process(args, log_path)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The settings every benchmark server (floatkey and the ceiling alike) runs with."""
+
+    thread_pool: int = Settings.thread_pool
+    cpu_affinity: str | int = Settings.cpu_affinity

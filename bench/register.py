@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from bench.load import Load, LoadResult, call, run_wrk
-from bench.processes import Process, ceiling_server, floatkey_server
+from bench.processes import Process, ServerSettings, ceiling_server, floatkey_server, server_lines
 from bench.report import Report
 
 #: quality.md: register throughput at least this share of the ceiling's.
@@ -17,9 +17,9 @@ P99_GOAL_MS = 50.0
 PRODUCT = "bench"
 
 
-def write_config(path: Path, thread_pool: int) -> Path:
+def write_config(path: Path, server: ServerSettings) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"threadPool: {thread_pool}\nlogLevel: INFO\n", encoding="utf-8")
+    path.write_text(server_lines(server), encoding="utf-8")
     return path
 
 
@@ -43,14 +43,15 @@ def describe(result: LoadResult, server_cores: float) -> str:
 
 
 def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
-                      thread_pool: int) -> None:
+                      settings: ServerSettings) -> None:
     report.section("register mix: floatkey vs the bare CherryPy ceiling")
     report.fact("load", f"{load.connections} keep-alive clients (wrk, {load.threads} threads), "
                         f"{load.seconds:g} s per run, {rounds} alternating round(s), warm-up {warmup:g} s")
     report.fact("mix", f"register / re-register / unregister of {load.span} users per wrk thread "
                        f"(at most {load.span * load.threads} live seats on one license)")
-    config = write_config(workdir / "floatkey.yaml", thread_pool)
-    ceiling = ceiling_server(thread_pool, workdir / "ceiling.log")
+    report.fact("both servers", f"threadPool {settings.thread_pool}, cpuAffinity {settings.cpu_affinity}")
+    config = write_config(workdir / "floatkey.yaml", settings)
+    ceiling = ceiling_server(settings, workdir / "ceiling.log")
     server = floatkey_server(workdir / "data", workdir / "floatkey.log", config)
     try:
         ceiling.start()

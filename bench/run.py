@@ -25,6 +25,7 @@ from pathlib import Path
 from bench import machine
 from bench.keybound import keybound_scenario
 from bench.load import Load
+from bench.processes import ServerSettings
 from bench.register import register_scenario
 from bench.report import Report
 from bench.scale_run import scale_scenario
@@ -39,11 +40,13 @@ class Plan:
     warmup: float
     licenses: int
     seats_per_license: int
-    thread_pool: int
+    server: ServerSettings
 
 
-FULL = Plan(Load(seconds=10.0), rounds=3, warmup=3.0, licenses=1000, seats_per_license=100, thread_pool=64)
-QUICK = Plan(Load(seconds=4.0), rounds=1, warmup=1.0, licenses=100, seats_per_license=100, thread_pool=64)
+FULL = Plan(Load(seconds=10.0), rounds=3, warmup=3.0, licenses=1000, seats_per_license=100,
+            server=ServerSettings())
+QUICK = Plan(Load(seconds=4.0), rounds=1, warmup=1.0, licenses=100, seats_per_license=100,
+             server=ServerSettings())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--span", type=int, help="users per wrk thread in the mix (live seats = span x threads)")
     p.add_argument("--licenses", type=int, help="licenses of the scale scenario")
     p.add_argument("--seats", type=int, help="live registrations per license in the scale scenario")
+    p.add_argument("--thread-pool", type=int, help="threadPool of every server (default: floatkey's default)")
+    p.add_argument("--cpu-affinity", type=lambda v: int(v) if v.isdigit() else v,
+                   help="cpuAffinity of every server: auto, all or a CPU number (default: auto)")
     p.add_argument("--workdir", type=Path, help="where data directories and logs go (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return p.parse_args(argv)
@@ -78,7 +84,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
         warmup=plan.warmup,
         licenses=args.licenses or plan.licenses,
         seats_per_license=args.seats or plan.seats_per_license,
-        thread_pool=plan.thread_pool,
+        server=ServerSettings(
+            thread_pool=args.thread_pool or plan.server.thread_pool,
+            cpu_affinity=plan.server.cpu_affinity if args.cpu_affinity is None else args.cpu_affinity,
+        ),
     )
 
 
@@ -100,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         if "register" in chosen:
             register_scenario(report, workdir / "register", plan.load, plan.rounds, plan.warmup,
-                              plan.thread_pool)
+                              plan.server)
         if "scale" in chosen:
-            scale_scenario(report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license)
+            scale_scenario(report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license,
+                           plan.server)
         if "keybound" in chosen:
             keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup,
-                              plan.thread_pool)
+                              plan.server)
     report.summary()
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")

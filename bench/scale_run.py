@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench import scale
 from bench.load import Load, call, run_wrk
-from bench.processes import Process, floatkey_server
+from bench.processes import Process, ServerSettings, floatkey_server, server_lines
 from bench.register import P99_GOAL_MS, add_bench_license, describe
 from bench.report import Report
 
@@ -25,7 +25,8 @@ _EXPIRED = re.compile(
 )
 
 
-def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, seats: int) -> None:
+def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, seats: int,
+                   settings: ServerSettings) -> None:
     total = licenses * seats
     report.section(f"scale: {total:,} live registrations across {licenses:,} licenses")
     data_dir = workdir / "data"
@@ -40,7 +41,7 @@ def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, sea
                            f"API, seats written with the rules and storage code; every seat ends at "
                            f"{wave_at:%H:%M:%S} UTC)")
     config = workdir / "floatkey.yaml"
-    config.write_text("threadPool: 64\nlogLevel: INFO\n", encoding="utf-8")
+    config.write_text(server_lines(settings), encoding="utf-8")
     server = floatkey_server(data_dir, workdir / "floatkey.log", config).start()
     try:
         _measure(report, server, load, total, wave_mono)

@@ -77,8 +77,11 @@ class Settings:
     data_dir: Path = Path("floatkey-data")
     host: str = "0.0.0.0"
     port: int = 8080
-    #: HTTP worker threads; each concurrent keep-alive client holds one.
+    #: HTTP worker threads; each request in progress holds one (idle keep-alive connections don't).
     thread_pool: int = 64
+    #: ``auto`` pins the server process to one CPU (the highest-numbered it may use),
+    #: ``all`` lets the kernel place it on any, a number pins to that CPU. See affinity.py.
+    cpu_affinity: str | int = "auto"
     #: Largest accepted request body, in bytes.
     max_body_size: int = 64 * 1024
     #: Seconds a request waits for an actor before it fails with 503.
@@ -148,9 +151,18 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
         return _build(hint, value, source, prefix)
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None:
+        if value is None and type(None) in args:
             return None
-        (hint,) = [a for a in args if a is not type(None)]
+        choices = [a for a in args if a is not type(None)]
+        if len(choices) > 1:
+            for choice in choices:
+                try:
+                    return _convert(choice, value, where, source, prefix)
+                except ConfigError:
+                    continue
+            kinds = " or ".join(_KINDS.get(c, c.__name__) for c in choices)
+            raise ConfigError(f"{where}: must be {kinds}, not {value!r}")
+        (hint,) = choices
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false, not {value!r}")
@@ -178,6 +190,8 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")
 
 
+_KINDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -191,6 +205,10 @@ def _check(s: Settings, source: str) -> None:
         raise bad("host", f"{s.host!r} is not a host name or address")
     if s.thread_pool < 1:
         raise bad("threadPool", "must be at least 1")
+    if isinstance(s.cpu_affinity, str) and s.cpu_affinity not in ("auto", "all"):
+        raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity!r}")
+    if isinstance(s.cpu_affinity, int) and s.cpu_affinity < 0:
+        raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity}")
     if s.max_body_size < 1024:
         raise bad("maxBodySize", "must be at least 1024 bytes")
     if s.actor_timeout <= 0:

@@ -7,6 +7,7 @@ from typing import Any
 
 import cherrypy
 
+from floatkey import affinity
 from floatkey.config import Settings
 from floatkey.system import Floatkey
 from floatkey.web.api import build_table
@@ -32,6 +33,7 @@ def mount(fk: Floatkey, settings: Settings, extra_routes: list[Route] | None = N
 
 def serve(settings: Settings, fk: Floatkey) -> None:
     """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
+    affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
     fk.start()  # before the engine: a data directory error stops here, with its message
     auth = AuthWeb(settings)
     mount(fk, settings, auth.routes(), auth.config())

@@ -38,6 +38,10 @@ def test_flags_override_the_file(tmp_path):
     ("hardwareKey:\n  ignoreReaders: Virtual\n", "hardwareKey.ignoreReaders: must be a list"),
     ("tls:\n  certificate: c.pem\n", "tls: set both"),
     ("logLevel: LOUD\n", "logLevel: must be one of"),
+    ("cpuAffinity: off\n", "cpuAffinity: must be a string or a whole number, not False"),
+    ("cpuAffinity: fastest\n", "cpuAffinity: must be auto, all or a CPU number, not 'fastest'"),
+    ("cpuAffinity: -1\n", "cpuAffinity: must be auto, all or a CPU number, not -1"),
+    ("cpuAffinity: [0, 1]\n", "cpuAffinity: must be a string or a whole number"),
     ("- a\n- b\n", "the top level must be a mapping"),
     ("port: [\n", "not valid YAML"),
 ])
@@ -48,6 +52,15 @@ def test_errors_name_the_key_and_the_file(tmp_path, text, names):
         config.load(path)
     assert str(path) in str(err.value)
     assert names in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("cpuAffinity: auto\n", "auto"), ("cpuAffinity: all\n", "all"), ("cpuAffinity: 1\n", 1),
+])
+def test_cpu_affinity_takes_a_word_or_a_cpu_number(tmp_path, text, value):
+    path = tmp_path / "f.yaml"
+    path.write_text(text)
+    assert config.load(path).cpu_affinity == value
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
