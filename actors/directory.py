@@ -8,6 +8,7 @@ actor; only changes to the set of licenses pass through its mailbox.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 _NEXT_ID = b"next_license_id"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LicenseEntry:
     license_id: int
     product: str
@@ -38,7 +39,12 @@ class LicenseEntry:
     key_serial: str | None
     requires_key: bool
     ref: pykka.ActorRef[LicenseActor]
-    proxy: Any
+
+    @functools.cached_property
+    def proxy(self) -> Any:
+        """The actor's proxy, made on first use: making one inspects the actor's attributes,
+        which a restart with 1,000 licenses would otherwise pay 1,000 times before listening."""
+        return self.ref.proxy()
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,6 @@ class DirectoryActor(pykka.ThreadingActor):
             key_serial=policy.hardware_key_serial,
             requires_key=policy.is_hardware_key_auth,
             ref=ref,
-            proxy=ref.proxy(),
         )
 
     def _publish(self) -> None:
