@@ -94,16 +94,21 @@ def paced_latency(report: Report, server: Process, ceiling: Process, load: Load,
 
     The ceiling gets the same paced load, to show how much of the tail is CherryPy's own.
     """
-    pause_ms = max(1, int(1000 * load.connections / (0.5 * saturated)))
-    paced = Load(connections=load.connections, threads=load.threads, seconds=load.seconds,
-                 span=load.span, pause_ms=pause_ms)
+    paced = half_load(load, saturated)
     result, cores = measured(server, server.url, paced, PRODUCT, "p")
     bare, bare_cores = measured(ceiling, ceiling.url, paced, PRODUCT, "q")
-    report.fact("paced load", f"clients pause {pause_ms} ms between requests")
+    report.fact("paced load", f"clients pause {paced.pause_ms} ms between requests")
     report.fact("paced floatkey", describe(result, cores))
     report.fact("paced ceiling", describe(bare, bare_cores))
     report.bar("register p99 at half load", f"{result.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
                result.p99_ms < P99_GOAL_MS and result.errors == 0)
+
+
+def half_load(load: Load, saturated: float) -> Load:
+    """``load`` with each client pausing so that together they offer half of ``saturated`` req/s."""
+    pause_ms = max(1, int(1000 * load.connections / (0.5 * saturated)))
+    return Load(connections=load.connections, threads=load.threads, seconds=load.seconds,
+                span=load.span, pause_ms=pause_ms)
 
 
 def judged_ratio(report: Report, tested: list[LoadResult], reference: list[LoadResult],

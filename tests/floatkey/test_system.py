@@ -10,7 +10,7 @@ import pytest
 from floatkey import Floatkey, FloatkeyError, Settings
 from floatkey.actors.hardware_key import HardwareKeyActor
 from floatkey.errors import key_not_accessible
-from floatkey.system import EXIT_NO_HARDWARE_KEY
+from floatkey.system import EXIT_NO_HARDWARE_KEY, SWEEP_GROUP
 from tests.support.server import wait_until
 
 
@@ -58,6 +58,17 @@ def test_seat_expires_without_traffic(fk, clock):
     clock.advance(seconds=1)
     wait_until(lambda: fk.registrations() == [], timeout=5, what="the sweeper to free the seat")
     fk.register("cad", "bob")
+
+
+def test_a_wave_over_more_licenses_than_one_sweep_group_frees_every_seat(fk, clock):
+    count = 2 * SWEEP_GROUP + 3
+    for n in range(count):
+        fk.add_license({"product": f"p{n}", "floating_users": 2, "floating_timeout": 1})
+        fk.register(f"p{n}", "alice")
+        fk.register(f"p{n}", "bob")
+    assert len(fk.registrations()) == 2 * count
+    clock.advance(seconds=61)
+    wait_until(lambda: fk.registrations() == [], timeout=10, what="every seat of the wave to be freed")
 
 
 def test_newest_license_of_a_product_is_meant_without_an_id(fk):

@@ -1,4 +1,4 @@
-"""``floatkey serve`` as a process: where its threads may run (``cpuAffinity``)."""
+"""``floatkey serve`` as a process: where its threads run, what it does once it listens."""
 
 import os
 import subprocess
@@ -72,3 +72,10 @@ def test_a_cpu_the_process_may_not_use_stops_the_start_with_a_clear_error(tmp_pa
     assert done.returncode != 0
     assert f"cpuAffinity: CPU {missing} is not one this process may run on" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_start_up_objects_are_frozen_out_of_garbage_collection(served):
+    server = served("logLevel: DEBUG\n")
+    server.wait_for_log("frozen out of garbage collection")
+    line = next(line for line in server.lines if "frozen out of garbage collection" in line)
+    assert int(line.split(": ", 1)[1].split()[0]) > 10_000  # modules, classes, CherryPy's tree...
