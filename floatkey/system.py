@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -331,17 +332,22 @@ def read_pin(settings: HardwareKeySettings) -> str | None:
 
 #: Licenses swept at once (see _Sweeper).
 SWEEP_GROUP = 4
+#: Share of the time a long sweep may take: between groups it rests three times as long
+#: as the last group took.
+SWEEP_SHARE = 0.25
 
 
 class _Sweeper:
     """Every ``interval`` seconds, has the license actors with a seat due free it.
 
     Licenses are swept ``SWEEP_GROUP`` at a time, each group finished before the next
-    starts. All at once, a wave of timeouts over 1,000 licenses woke 1,000 actor threads
-    together and queued 100,000 deletions in front of every client's write; a client's
-    request waited behind all of it (p99 at half load 59 -> 148 ms through the wave). In
-    groups of 4 it waits behind a few hundred deletions, and the wave of 100,000 seats still
-    ends within a second (docs/benchmarks.md).
+    starts, and a long sweep rests between groups so that it takes at most ``SWEEP_SHARE``
+    of the time. All at once, a wave of timeouts over 1,000 licenses woke 1,000 actor
+    threads together and queued 100,000 deletions in front of every client's write; a
+    client's request waited behind all of it (p99 at half load 59 -> 148 ms through the
+    wave). Now it waits behind a few hundred deletions at most, and the wave's second of
+    work is spread over three or four (docs/benchmarks.md). A sweep of one group, the usual
+    case, never rests.
     """
 
     def __init__(self, holder: IndexHolder, interval: float, clock: Callable[[], datetime],
@@ -370,9 +376,11 @@ class _Sweeper:
         entries = self._holder.current.by_id
         due = [entries[license_id] for license_id, at in list(self._holder.due.items())
                if at is not None and now >= at and license_id in entries]
+        began = time.monotonic()
         for start in range(0, len(due), SWEEP_GROUP):
-            if self._stopped.is_set():
+            if start and self._stopped.wait((time.monotonic() - began) * (1 / SWEEP_SHARE - 1)):
                 break
+            began = time.monotonic()
             group = []
             for entry in due[start:start + SWEEP_GROUP]:
                 try:
