@@ -29,6 +29,7 @@ from bench.processes import ServerSettings
 from bench.register import register_scenario
 from bench.report import Report
 from bench.scale_run import scale_scenario
+from floatkey import affinity
 
 SCENARIOS = ("register", "scale", "keybound")
 
@@ -86,9 +87,22 @@ def make_plan(args: argparse.Namespace) -> Plan:
         seats_per_license=args.seats or plan.seats_per_license,
         server=ServerSettings(
             thread_pool=args.thread_pool or plan.server.thread_pool,
-            cpu_affinity=plan.server.cpu_affinity if args.cpu_affinity is None else args.cpu_affinity,
+            cpu_affinity=same_cpu(plan.server.cpu_affinity if args.cpu_affinity is None
+                                  else args.cpu_affinity),
         ),
     )
+
+
+def same_cpu(setting: str | int) -> str | int:
+    """``auto`` made explicit, so that every server of the run gets the same CPU.
+
+    Left to itself, a server started while another is pinned avoids that one's CPU.
+    """
+    allowed = affinity.allowed_cpus()
+    if setting != affinity.AUTO or allowed is None:
+        return setting
+    chosen = affinity.choose(setting, allowed, affinity.pinned_elsewhere())
+    return setting if chosen is None else chosen
 
 
 def main(argv: list[str] | None = None) -> int:

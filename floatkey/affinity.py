@@ -7,6 +7,9 @@ over several CPUs, every hand-off wakes a thread on another CPU, which on a VM i
 costly inter-processor interrupt, while the lock sits idle. On one CPU a hand-off is a
 plain context switch. Measured on 2 cores (docs/benchmarks.md): about 30 % more
 throughput and a third of the tail latency.
+
+``auto`` avoids a CPU another process is already pinned to alone, so that two floatkey
+servers on one machine each get a CPU of their own.
 """
 
 from __future__ import annotations
@@ -29,16 +32,18 @@ def allowed_cpus() -> set[int] | None:
     return set(os.sched_getaffinity(0))
 
 
-def choose(setting: str | int, allowed: set[int]) -> int | None:
+def choose(setting: str | int, allowed: set[int], taken: set[int] = frozenset()) -> int | None:
     """The CPU to pin to for ``setting`` given the ``allowed`` ones; None leaves the process alone.
 
-    ``auto`` takes the highest-numbered allowed CPU: CPU 0 is where most systems route
-    the bulk of their interrupts.
+    ``auto`` takes the highest-numbered allowed CPU that is not ``taken`` (another process
+    is pinned to it alone: a second floatkey on the same machine must not share the first
+    one's CPU while another idles), or the highest allowed one if all are taken. High
+    numbers first: CPU 0 is where most systems route the bulk of their interrupts.
     """
     if setting == ALL:
         return None
     if setting == AUTO:
-        return max(allowed)
+        return max(allowed - taken or allowed)
     if isinstance(setting, int) and not isinstance(setting, bool):
         if setting not in allowed:
             raise ConfigError(
@@ -56,7 +61,8 @@ def pin(setting: str | int) -> int | None:
         if setting not in (AUTO, ALL):
             raise ConfigError("cpuAffinity: this platform cannot pin a process to a CPU; use auto or all")
         return None
-    cpu = choose(setting, allowed)
+    taken = pinned_elsewhere() if setting == AUTO else set()
+    cpu = choose(setting, allowed, taken)
     if cpu is None:
         return None
     for tid in _threads():
@@ -64,8 +70,37 @@ def pin(setting: str | int) -> int | None:
             os.sched_setaffinity(tid, {cpu})
         except ProcessLookupError:
             continue  # the thread ended meanwhile
-    logger.info("pinned to CPU %d (cpuAffinity: %s; allowed: %s)", cpu, setting, format_cpus(allowed))
+    others = f"; other processes pinned to {format_cpus(taken)}" if taken & allowed else ""
+    logger.info("pinned to CPU %d (cpuAffinity: %s; allowed: %s%s)",
+                cpu, setting, format_cpus(allowed), others)
     return cpu
+
+
+def pinned_elsewhere() -> set[int]:
+    """CPUs that another user-space process is pinned to, alone (per /proc)."""
+    taken: set[int] = set()
+    me = os.getpid()
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return taken
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if not cmdline.read(1):
+                    continue  # a kernel thread: one per CPU, pinned, and no competition
+            with open(f"/proc/{pid}/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("Cpus_allowed_list:"):
+                        cpus = line.split(":", 1)[1].strip()
+                        if cpus.isdigit():
+                            taken.add(int(cpus))
+                        break
+        except OSError:
+            continue  # gone, or not ours to read
+    return taken
 
 
 def _threads() -> list[int]:

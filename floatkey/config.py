@@ -79,7 +79,8 @@ class Settings:
     port: int = 8080
     #: HTTP worker threads; each request in progress holds one (idle keep-alive connections don't).
     thread_pool: int = 64
-    #: ``auto`` pins the server process to one CPU (the highest-numbered it may use),
+    #: ``auto`` pins the server process to one CPU (the highest-numbered it may use that no
+    #: other process is pinned to),
     #: ``all`` lets the kernel place it on any, a number pins to that CPU. See affinity.py.
     cpu_affinity: str | int = "auto"
     #: Largest accepted request body, in bytes.

@@ -7,12 +7,66 @@ import pytest
 
 from floatkey import affinity
 from floatkey.errors import ConfigError
+from tests.support.server import wait_until
 
 
 def test_auto_takes_the_highest_allowed_cpu():
     assert affinity.choose("auto", {0, 1, 2, 3}) == 3
     assert affinity.choose("auto", {2, 5}) == 5
     assert affinity.choose("auto", {0}) == 0
+
+
+def test_auto_avoids_cpus_other_processes_are_pinned_to():
+    assert affinity.choose("auto", {0, 1, 2, 3}, taken={3}) == 2
+    assert affinity.choose("auto", {0, 1, 2, 3}, taken={3, 2, 7}) == 1
+    assert affinity.choose("auto", {0, 1}, taken={0, 1}) == 1  # all taken: the highest anyway
+
+
+def test_a_chosen_cpu_is_kept_even_when_taken():
+    assert affinity.choose(1, {0, 1}, taken={1}) == 1
+
+
+def test_pinned_elsewhere_sees_a_pinned_process_and_not_kernel_threads():
+    cpu = max(os.sched_getaffinity(0))
+    sleeper = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    child = subprocess.Popen(["taskset", "-c", str(cpu), *sleeper], stdin=subprocess.PIPE)
+    try:
+        wait_until(lambda: _allowed_list(child.pid) == str(cpu) and _is_user_process(child.pid),
+                   what="the child to run pinned")
+        assert cpu in affinity.pinned_elsewhere()
+    finally:
+        child.communicate(b"")
+    # Every CPU has kernel threads pinned to it alone (ksoftirqd/N, ...): they must not count.
+    # Told apart here by the kernel's own flag, not by the empty command line the code uses.
+    assert affinity.pinned_elsewhere() == _user_processes_pinned_alone()
+
+
+PF_KTHREAD = 0x00200000
+
+
+def _allowed_list(pid: int) -> str:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return next(line.split(":", 1)[1].strip() for line in status
+                    if line.startswith("Cpus_allowed_list:"))
+
+
+def _is_user_process(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+        flags = int(stat.read().rsplit(")", 1)[1].split()[6])
+    return not flags & PF_KTHREAD
+
+
+def _user_processes_pinned_alone() -> set[int]:
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if _is_user_process(int(name)) and _allowed_list(int(name)).isdigit():
+                found.add(int(_allowed_list(int(name))))
+        except (OSError, StopIteration):
+            continue
+    return found
 
 
 def test_all_leaves_the_process_alone():

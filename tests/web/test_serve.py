@@ -50,6 +50,24 @@ def test_by_default_every_thread_runs_on_the_highest_allowed_cpu(served):
     assert f"pinned to CPU {cpu} (cpuAffinity: auto" in server.log
 
 
+def test_a_second_server_on_the_machine_takes_another_cpu(tmp_path):
+    allowed = os.sched_getaffinity(0)
+    first = ServerProcess(tmp_path / "one", "--config", str(config(tmp_path, ""))).start()
+    try:
+        second = ServerProcess(tmp_path / "two", "--config", str(config(tmp_path, ""))).start()
+        try:
+            (one,), (two,) = thread_cpus(first.proc.pid), thread_cpus(second.proc.pid)
+            if len(allowed) > 1:
+                assert one == str(max(allowed)) and two != one
+                assert f"other processes pinned to {one}" in second.log
+            else:
+                assert one == two  # nothing else to take
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
 def test_all_leaves_every_thread_free_to_run_anywhere(served):
     server = served("cpuAffinity: all\n")
     assert server.post("/api/v4/licenses", {"product": "p", "floating_users": 2}).status_code == 201
