@@ -17,8 +17,8 @@ RSS_GOAL_MB = 300
 RESTART_GOAL_S = 3.0
 #: Seconds of load before the wave is due, so the wave falls inside the measured run.
 LEAD = 2.0
-#: Seconds of load after the wave is due, at least: 100,000 expiries take the sweeper about
-#: a second here.
+#: Seconds of load after the wave is due, at least: the sweeper spreads 100,000 expiries
+#: over 3-6 s here.
 WAVE_SECONDS = 8.0
 #: One line per license and sweep: "N seats of license L expired: 'u1', ...".
 _EXPIRED = re.compile(

@@ -82,7 +82,7 @@ class Settings:
     #: ``auto`` pins the server process to one CPU (the highest-numbered it may use that no
     #: other process is pinned to),
     #: ``all`` lets the kernel place it on any, a number pins to that CPU. See affinity.py.
-    cpu_affinity: str | int = "auto"
+    cpu_affinity: str | int = field(default="auto", metadata={"expect": "auto, all or a CPU number"})
     #: Largest accepted request body, in bytes.
     max_body_size: int = 64 * 1024
     #: Seconds a request waits for an actor before it fails with 503.
@@ -123,6 +123,8 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> S
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     settings = _build(Settings, raw, source, prefix="")
+    if isinstance(settings.cpu_affinity, str) and settings.cpu_affinity.isdigit():
+        settings = dataclasses.replace(settings, cpu_affinity=int(settings.cpu_affinity))  # "1" means 1
     if overrides:
         settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _check(settings, source)
@@ -139,7 +141,12 @@ def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{where}: unknown setting (known here: {known})")
         f = fields[key]
-        values[f.name] = _convert(hints[f.name], value, where, source, f"{prefix}{key}.")
+        try:
+            values[f.name] = _convert(hints[f.name], value, where, source, f"{prefix}{key}.")
+        except ConfigError:
+            if "expect" not in f.metadata:
+                raise
+            raise ConfigError(f"{where}: must be {f.metadata['expect']}, not {value!r}") from None
     return cls(**values)
 
 

@@ -345,9 +345,9 @@ class _Sweeper:
     of the time. All at once, a wave of timeouts over 1,000 licenses woke 1,000 actor
     threads together and queued 100,000 deletions in front of every client's write; a
     client's request waited behind all of it (p99 at half load 59 -> 148 ms through the
-    wave). Now it waits behind a few hundred deletions at most, and the wave's second of
-    work is spread over three or four (docs/benchmarks.md). A sweep of one group, the usual
-    case, never rests.
+    wave). Now few actors run at once, and the wave's second of work is spread over a few
+    (docs/benchmarks.md). A rest never exceeds the sweep interval, and a sweep of one
+    group (up to four licenses with seats due at once, the usual case) never rests.
     """
 
     def __init__(self, holder: IndexHolder, interval: float, clock: Callable[[], datetime],
@@ -368,7 +368,10 @@ class _Sweeper:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            self.sweep_due()
+            try:
+                self.sweep_due()
+            except Exception:
+                logger.exception("a sweep failed; the next one runs in %g s", self._interval)
 
     def sweep_due(self) -> int:
         """Sweep every license with a seat due now; returns how many were swept."""
@@ -378,7 +381,8 @@ class _Sweeper:
                if at is not None and now >= at and license_id in entries]
         began = time.monotonic()
         for start in range(0, len(due), SWEEP_GROUP):
-            if start and self._stopped.wait((time.monotonic() - began) * (1 / SWEEP_SHARE - 1)):
+            rest = min((time.monotonic() - began) * (1 / SWEEP_SHARE - 1), self._interval)
+            if start and self._stopped.wait(rest):
                 break
             began = time.monotonic()
             group = []
@@ -388,6 +392,8 @@ class _Sweeper:
                 except pykka.ActorDeadError:
                     logger.debug("license %d removed during a sweep", entry.license_id)
             for license_id, swept in group:
+                if self._stopped.is_set():
+                    break
                 try:
                     swept.get(timeout=self._timeout)
                 except pykka.ActorDeadError:

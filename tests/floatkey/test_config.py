@@ -38,10 +38,11 @@ def test_flags_override_the_file(tmp_path):
     ("hardwareKey:\n  ignoreReaders: Virtual\n", "hardwareKey.ignoreReaders: must be a list"),
     ("tls:\n  certificate: c.pem\n", "tls: set both"),
     ("logLevel: LOUD\n", "logLevel: must be one of"),
-    ("cpuAffinity: off\n", "cpuAffinity: must be a string or a whole number, not False"),
+    ("cpuAffinity: off\n", "cpuAffinity: must be auto, all or a CPU number, not False"),
+    ("cpuAffinity: 1.5\n", "cpuAffinity: must be auto, all or a CPU number, not 1.5"),
     ("cpuAffinity: fastest\n", "cpuAffinity: must be auto, all or a CPU number, not 'fastest'"),
     ("cpuAffinity: -1\n", "cpuAffinity: must be auto, all or a CPU number, not -1"),
-    ("cpuAffinity: [0, 1]\n", "cpuAffinity: must be a string or a whole number"),
+    ("cpuAffinity: [0, 1]\n", "cpuAffinity: must be auto, all or a CPU number, not [0, 1]"),
     ("- a\n- b\n", "the top level must be a mapping"),
     ("port: [\n", "not valid YAML"),
 ])
@@ -56,6 +57,7 @@ def test_errors_name_the_key_and_the_file(tmp_path, text, names):
 
 @pytest.mark.parametrize(("text", "value"), [
     ("cpuAffinity: auto\n", "auto"), ("cpuAffinity: all\n", "all"), ("cpuAffinity: 1\n", 1),
+    ("cpuAffinity: '1'\n", 1),
 ])
 def test_cpu_affinity_takes_a_word_or_a_cpu_number(tmp_path, text, value):
     path = tmp_path / "f.yaml"
