@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pykka
 import pytest
 
-from floatkey import Floatkey, FloatkeyError, Settings
+from floatkey import Floatkey, FloatkeyError, Settings, system
+from floatkey.actors.directory import IndexHolder, LicenseEntry, LicenseIndex
 from floatkey.actors.hardware_key import HardwareKeyActor
 from floatkey.errors import key_not_accessible
-from floatkey.system import EXIT_NO_HARDWARE_KEY, SWEEP_GROUP
+from floatkey.system import EXIT_NO_HARDWARE_KEY, SWEEP_GROUP, _Sweeper
 from tests.support.server import wait_until
 
 
@@ -202,3 +203,65 @@ def test_seats_that_ended_while_the_server_was_down_are_freed_after_a_restart(se
         fk.register("cad", "carol")
     with Floatkey(settings, clock=clock) as fk:
         assert sorted(r["user"] for r in fk.registrations()) == ["bob", "carol"]
+
+
+class SweepProbe(pykka.ThreadingActor):
+    """Stands in for a LicenseActor: records its sweeps, can fail or hold one until released."""
+
+    def __init__(self, swept: list[int], license_id: int, fail: bool = False,
+                 hold: threading.Event | None = None) -> None:
+        super().__init__()
+        self.swept, self.license_id, self.fail, self.hold = swept, license_id, fail, hold
+
+    def sweep(self) -> None:
+        if self.hold is not None:
+            self.hold.wait()
+        if self.fail:
+            raise RuntimeError("a bug in one license")
+        self.swept.append(self.license_id)
+
+
+def probe_board(probes: dict[int, pykka.ActorRef]) -> IndexHolder:
+    holder = IndexHolder()
+    holder.publish(LicenseIndex({
+        lid: LicenseEntry(license_id=lid, product=f"p{lid}", key_serial=None, requires_key=False, ref=ref)
+        for lid, ref in probes.items()
+    }))
+    holder.due.update({lid: datetime(2026, 1, 1, tzinfo=UTC) for lid in probes})  # all due
+    return holder
+
+
+def test_one_license_failing_its_sweep_does_not_stop_the_others(caplog):
+    swept: list[int] = []
+    count = SWEEP_GROUP + 2
+    refs = {lid: SweepProbe.start(swept, lid, fail=(lid == 1)) for lid in range(count)}
+    try:
+        sweeper = _Sweeper(probe_board(refs), 3600, Clock(), timeout=10)
+        assert sweeper.sweep_due() == count
+        assert sorted(swept) == [lid for lid in range(count) if lid != 1]
+        assert "license 1 failed to sweep its seats" in caplog.text
+    finally:
+        for ref in refs.values():
+            ref.stop()
+
+
+def test_stop_cuts_a_long_sweep_short(monkeypatch):
+    # Resting a billion times as long as a group took, capped at the hour-long interval:
+    # after the first group only the stop can end the rest.
+    monkeypatch.setattr(system, "SWEEP_SHARE", 1e-9)
+    swept: list[int] = []
+    release = threading.Event()
+    refs = {lid: SweepProbe.start(swept, lid, hold=release) for lid in range(2 * SWEEP_GROUP)}
+    try:
+        sweeper = _Sweeper(probe_board(refs), 3600, Clock(), timeout=10)
+        done = threading.Thread(target=sweeper.sweep_due, daemon=True)
+        done.start()
+        release.set()  # the first group finishes; the sweeper starts its rest
+        wait_until(lambda: len(swept) == SWEEP_GROUP, what="the first group to be swept")
+        sweeper._stopped.set()  # what stop() does before it joins the thread
+        done.join(timeout=30)
+        assert not done.is_alive()
+        assert len(swept) == SWEEP_GROUP  # the second group was never told
+    finally:
+        for ref in refs.values():
+            ref.stop()
