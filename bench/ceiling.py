@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--thread-pool", type=int, default=Settings.thread_pool)
-    parser.add_argument("--cpu-affinity", default=Settings.cpu_affinity,
-                        type=lambda v: int(v) if v.isdigit() else v)
+    parser.add_argument("--cpu-affinity", default=Settings.cpu_affinity, type=affinity.setting_from_text)
     args = parser.parse_args(argv)
     affinity.pin(args.cpu_affinity)
     settings = Settings(host=args.host, port=args.port, thread_pool=args.thread_pool)

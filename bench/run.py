@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--licenses", type=int, help="licenses of the scale scenario")
     p.add_argument("--seats", type=int, help="live registrations per license in the scale scenario")
     p.add_argument("--thread-pool", type=int, help="threadPool of every server (default: floatkey's default)")
-    p.add_argument("--cpu-affinity", type=lambda v: int(v) if v.isdigit() else v,
+    p.add_argument("--cpu-affinity", type=affinity.setting_from_text,
                    help="cpuAffinity of every server: auto, all or a CPU number (default: auto)")
     p.add_argument("--workdir", type=Path, help="where data directories and logs go (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")

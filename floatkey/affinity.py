@@ -27,6 +27,11 @@ AUTO = "auto"
 ALL = "all"
 
 
+def setting_from_text(text: str | int) -> str | int:
+    """A setting as written in a file or on a command line: ``"1"`` means CPU 1."""
+    return int(text) if isinstance(text, str) and text.isdigit() else text
+
+
 def allowed_cpus() -> set[int] | None:
     """The CPUs this process may run on, or None where the platform cannot pin."""
     if not hasattr(os, "sched_getaffinity"):

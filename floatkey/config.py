@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from floatkey import affinity
 from floatkey.errors import ConfigError
 
 
@@ -123,8 +124,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> S
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     settings = _build(Settings, raw, source, prefix="")
-    if isinstance(settings.cpu_affinity, str) and settings.cpu_affinity.isdigit():
-        settings = dataclasses.replace(settings, cpu_affinity=int(settings.cpu_affinity))  # "1" means 1
+    settings = dataclasses.replace(settings, cpu_affinity=affinity.setting_from_text(settings.cpu_affinity))
     if overrides:
         settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _check(settings, source)
