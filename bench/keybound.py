@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import ROOT, Process, ServerSettings, floatkey_server, server_lines, terminate
-from bench.register import describe, judged_ratio, measured
+from bench.register import describe, describe_rounds, judged_ratio, measured
 from bench.report import Report
 from tests.support.pcsc import (
     PCSCD_SOCKET,
@@ -134,8 +134,7 @@ def key_state(url: str) -> str | None:
 def keybound_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
                       settings: ServerSettings) -> None:
     report.section("key-bound license vs plain license")
-    report.fact("load", f"{load.connections} keep-alive clients (wrk, {load.threads} threads), "
-                        f"{load.seconds:g} s per run, {rounds} alternating round(s), warm-up {warmup:g} s")
+    report.fact("load", describe_rounds(load, rounds, warmup))
     report.fact("stack", f"own pcscd + vpcd, virtual key {KEY_SERIAL} (floatkey virtual-key, "
                          "its own process) certified by a fresh vendor CA, PIN from a file")
     workdir.mkdir(parents=True, exist_ok=True)

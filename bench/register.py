@@ -42,11 +42,16 @@ def describe(result: LoadResult, server_cores: float) -> str:
             f"server CPU {server_cores:.2f} cores  client CPU {result.client_cpu:.2f} cores")
 
 
+def describe_rounds(load: Load, rounds: int, warmup: float) -> str:
+    """The load of a scenario that alternates two targets in rounds."""
+    return (f"{load.connections} keep-alive clients (wrk, {load.threads} threads), {load.seconds:g} s "
+            f"per run, {rounds} alternating round(s), warm-up {warmup:g} s")
+
+
 def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
                       settings: ServerSettings) -> None:
     report.section("register mix: floatkey vs the bare CherryPy ceiling")
-    report.fact("load", f"{load.connections} keep-alive clients (wrk, {load.threads} threads), "
-                        f"{load.seconds:g} s per run, {rounds} alternating round(s), warm-up {warmup:g} s")
+    report.fact("load", describe_rounds(load, rounds, warmup))
     report.fact("mix", f"register / re-register / unregister of {load.span} users per wrk thread "
                        f"(at most {load.span * load.threads} live seats on one license)")
     report.fact("both servers", f"threadPool {settings.thread_pool}, cpuAffinity {settings.cpu_affinity}")
