@@ -161,16 +161,12 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        choices = [a for a in args if a is not type(None)]
-        if len(choices) > 1:
-            for choice in choices:
-                try:
-                    return _convert(choice, value, where, source, prefix)
-                except ConfigError:
-                    continue
-            kinds = " or ".join(_KINDS.get(c, c.__name__) for c in choices)
-            raise ConfigError(f"{where}: must be {kinds}, not {value!r}")
-        (hint,) = choices
+        *earlier, hint = [a for a in args if a is not type(None)]
+        for choice in earlier:  # the first type the value fits; else the last one's error
+            try:
+                return _convert(choice, value, where, source, prefix)
+            except ConfigError:
+                continue
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false, not {value!r}")
@@ -197,8 +193,6 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
         return tuple(value)
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")
 
-
-_KINDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

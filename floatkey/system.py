@@ -379,11 +379,12 @@ class _Sweeper:
         entries = self._holder.current.by_id
         due = [entries[license_id] for license_id, at in list(self._holder.due.items())
                if at is not None and now >= at and license_id in entries]
-        began = time.monotonic()
+        began = 0.0  # when the current group was told; read from the second group on
         for start in range(0, len(due), SWEEP_GROUP):
-            rest = min((time.monotonic() - began) * (1 / SWEEP_SHARE - 1), self._interval)
-            if start and self._stopped.wait(rest):
-                break
+            if start:
+                rest = min((time.monotonic() - began) * (1 / SWEEP_SHARE - 1), self._interval)
+                if self._stopped.wait(rest):
+                    break
             began = time.monotonic()
             group = []
             for entry in due[start:start + SWEEP_GROUP]:
