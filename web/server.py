@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 
+#: A body over ``maxBodySize`` is still read and dropped, up to this size, so that the
+#: client gets its 413; past it the connection is cut without reading the rest.
+DRAIN_LIMIT = 8 * 1024 * 1024
+DRAIN_PIECE = 64 * 1024
+
 
 class JsonError(cherrypy.HTTPError):
     """An HTTPError whose response is the API's JSON error shape.
@@ -95,9 +100,12 @@ class Api:
         request = cherrypy.serving.request
         length = request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
+            if int(length) <= DRAIN_LIMIT:
+                discard(request.body, DRAIN_LIMIT)
             raise too_large(self.max_body)
         raw = request.body.read(self.max_body + 1) if request.body else b""
         if len(raw) > self.max_body:
+            discard(request.body, DRAIN_LIMIT - len(raw))
             raise too_large(self.max_body)
         if not raw.strip():
             return {}
@@ -123,6 +131,23 @@ def not_found(path: str) -> FloatkeyError:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def discard(body: Any, limit: int) -> None:
+    """Read and drop up to ``limit`` bytes of what is left of a refused body.
+
+    The 413 closes the connection, and a socket closed with unread data resets it: a
+    client still sending would get a broken pipe instead of the answer (RFC 9112 9.6).
+    """
+    left = limit
+    try:
+        while left > 0:
+            piece = body.read(min(left, DRAIN_PIECE))
+            if not piece:
+                return
+            left -= len(piece)
+    except (OSError, ValueError):
+        return
 
 
 def too_large(limit: int) -> FloatkeyError:

@@ -2,6 +2,8 @@
 
 import itertools
 import json
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -202,6 +204,39 @@ def test_oversized_body_is_refused_and_changes_nothing(srv, product):
     assert error(chunked, 413) == "payload_too_large"
     [lic] = srv.get(f"/api/v4/license?product={product}").json()
     assert lic["floating_in_use_devices"] == 0
+
+
+def raw_exchange(srv, head: bytes, body_pieces) -> tuple[int, dict]:
+    """Send a request piece by piece on a bare socket and read the answer up to the close."""
+    parts = urlsplit(srv.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head)
+        for piece in body_pieces:
+            sock.sendall(piece)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head_part, _, payload = answer.partition(b"\r\n\r\n")
+    assert b"connection: close" in head_part.lower()
+    return int(head_part.split()[1]), json.loads(payload)
+
+
+def test_oversized_body_still_sent_gets_its_answer(srv, product):
+    """The server reads a refused body before it closes; a client still sending would
+    otherwise be cut off with a broken pipe instead of reading the 413."""
+    body = json.dumps({"product": product, "user": "u", "user_info": "x" * 2_000_000}).encode()
+    head = (b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    pieces = [body[i:i + 16384] for i in range(0, len(body), 16384)]
+    status, answer = raw_exchange(srv, head, pieces)
+    assert (status, answer["code"]) == (413, "payload_too_large")
+
+
+def test_body_past_the_drain_limit_is_refused_at_once(srv):
+    head = (b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000000\r\n\r\n")
+    status, answer = raw_exchange(srv, head, [])
+    assert (status, answer["code"]) == (413, "payload_too_large")
 
 
 def test_odd_unicode_and_long_strings(srv, product):
