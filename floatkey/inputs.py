@@ -31,8 +31,13 @@ def invalid(field: str, expected: str, value: Any) -> FloatkeyError:
 
 
 def text(fields: Mapping[str, Any], name: str, *, required: bool = False,
-         max_length: int = MAX_TEXT, default: str | None = None) -> str | None:
-    """A string field; an absent or null optional field gives ``default``."""
+         max_length: int = MAX_TEXT, max_bytes: int | None = None,
+         default: str | None = None) -> str | None:
+    """A string field; an absent or null optional field gives ``default``.
+
+    ``max_bytes`` bounds the UTF-8 size of a field that becomes part of a storage key:
+    LMDB refuses keys over 511 bytes, and 256 characters may take 1,024.
+    """
     value = fields.get(name)
     if value is None or (value == "" and not required):
         if required:
@@ -47,6 +52,8 @@ def text(fields: Mapping[str, Any], name: str, *, required: bool = False,
         raise invalid(name, f"at most {max_length} characters long", value)
     if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise invalid(name, "text without NUL characters or lone surrogates", value)
+    if max_bytes is not None and len(value.encode("utf-8")) > max_bytes:
+        raise invalid(name, f"at most {max_bytes} bytes long in UTF-8", value)
     return value
 
 

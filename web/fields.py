@@ -16,8 +16,13 @@ def product(fields: Mapping[str, Any]) -> str:
     return value
 
 
+#: A seat's storage key is the license id (8 bytes), the feature code (up to 64) and a
+#: separator before the user: this keeps it inside LMDB's 511-byte limit.
+USER_MAX_BYTES = 400
+
+
 def user(fields: Mapping[str, Any]) -> str:
-    value = inputs.text(fields, "user", required=True)
+    value = inputs.text(fields, "user", required=True, max_bytes=USER_MAX_BYTES)
     assert value is not None
     return value
 

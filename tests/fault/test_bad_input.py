@@ -40,6 +40,7 @@ CASES: dict[str, tuple[str, str, bytes]] = {
     "user as object": ("POST", "/api/v4/register", body(user={"name": "mallory"})),
     "user as bool": ("POST", "/api/v4/register", body(user=True)),
     "user too long": ("POST", "/api/v4/register", body(user="m" * 10_000)),
+    "user too many bytes": ("POST", "/api/v4/register", body(user="\U0001f600" * 200)),
     "lone surrogate": ("POST", "/api/v4/register", b'{"product": "shape", "user": "\\ud800"}'),
     "NUL in user": ("POST", "/api/v4/register", body(user="mal\u0000lory")),
     "odd unicode product": ("POST", "/api/v4/register", json.dumps(

@@ -168,6 +168,24 @@ def test_features(srv, product):
         == "invalid_license_feature_code"
 
 
+def test_user_names_as_long_as_storage_keys_allow(srv, product):
+    """A user becomes part of LMDB keys (511 bytes at most): the limit is in UTF-8 bytes."""
+    feature = "f" * 64
+    srv.add_license(product=product, floating_users=1, features=[
+        {"code": feature, "is_floating": True, "floating_users": 1}])
+    longest = "\U0001f600" * 100
+    fields = {"product": product, "user": longest, "feature": feature}
+    assert post(srv, "register", fields).status_code == 200
+    assert post(srv, "featureRegister", fields).status_code == 200
+    too_long = {**fields, "user": "\U0001f600" * 100 + "x"}
+    assert error(post(srv, "register", too_long)) == "validation_error"
+    assert "400 bytes" in post(srv, "register", too_long).json()["message"]
+    assert [s["user"] for s in srv.get("/api/v4/registrations").json()["registrations"]
+            if s["product"] == product] == [longest]
+    assert post(srv, "featureRelease", fields).status_code == 200
+    assert post(srv, "unregister", fields).status_code == 200
+
+
 def test_negative_consumption(srv, product):
     srv.add_license(product=product, max_consumptions=5)
     assert error(post(srv, "add_consumption", {"product": product, "consumptions": -1})) \
