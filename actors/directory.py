@@ -17,14 +17,13 @@ from typing import Any
 
 import pykka
 
-from floatkey.actors.license import LicenseActor, license_record
-from floatkey.errors import FloatkeyError
+from floatkey.actors.license import LicenseActor, license_record, load_book, load_books
+from floatkey.errors import FloatkeyError, StorageError
 from floatkey.listener import Listener, send
-from floatkey.rules.consumption import Counter
 from floatkey.rules.license import LicenseBook
-from floatkey.rules.policy import Policy, policy_from_record
-from floatkey.rules.seats import Seat
+from floatkey.rules.policy import Policy
 from floatkey.storage import Storage, keys
+from floatkey.storage.environment import StorageListener
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class DirectoryListener(Listener):
         """The set of licenses changed; ``key_serials`` of the key-bound ones, oldest first."""
 
 
-class DirectoryActor(pykka.ThreadingActor):
+class DirectoryActor(pykka.ThreadingActor, StorageListener):
     def __init__(self, storage: Storage, clock: Callable[[], datetime], holder: IndexHolder) -> None:
         super().__init__()
         self._storage = storage
@@ -153,20 +152,46 @@ class DirectoryActor(pykka.ThreadingActor):
         return book.license_object(self._clock()), seq
 
     def remove(self, license_id: int) -> int:
-        entry = self._entries.pop(license_id, None)
+        """Stop the license's actor and delete the license with its seats.
+
+        The actor stops first, so none of its writes can follow the deletion. If the
+        deletion fails, the license is started again from what is stored.
+        """
+        entry = self._entries.get(license_id)
         if entry is None:
             raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
         entry.ref.stop()
-        self._holder.due.pop(license_id, None)
         prefix = keys.license_key(license_id)
         seq = self._storage.write([
             ("delete", "licenses", prefix, None),
             ("delete_prefix", "seats", prefix, None),
             ("delete_prefix", "feature_seats", prefix, None),
         ])
+        try:
+            self._storage.wait(seq)
+        except StorageError:
+            self._restart(license_id)
+            raise
+        del self._entries[license_id]
+        self._holder.due.pop(license_id, None)
         self._publish()
         logger.info("license %d of product %r removed", license_id, entry.product)
         return seq
+
+    def licenses_stale(self, license_ids: list[int]) -> None:
+        for license_id in license_ids:
+            entry = self._entries.get(license_id)
+            if entry is not None:
+                entry.proxy.resync()
+
+    def _restart(self, license_id: int) -> None:
+        book = load_book(self._storage, license_id)
+        if book is None:
+            del self._entries[license_id]
+        else:
+            self._start_license(book)
+            self._storage.resynced(license_id)
+        self._publish()
 
     def _start_license(self, book: LicenseBook) -> None:
         ref = LicenseActor.start(book, self._storage, self._clock, self._holder.due)
@@ -183,29 +208,3 @@ class DirectoryActor(pykka.ThreadingActor):
         index = LicenseIndex(dict(self._entries))
         self._holder.publish(index)
         send(DirectoryListener, "licenses_changed", key_serials=index.key_serials())
-
-
-def load_books(storage: Storage) -> list[LicenseBook]:
-    """Every license with its seats and counters, as stored."""
-    seats: dict[int, dict[str, Seat]] = {}
-    for key, record in storage.items("seats"):
-        seats.setdefault(keys.license_id_of(key), {})[record["user"]] = Seat.from_record(record)
-    feature_seats: dict[int, dict[str, dict[str, Seat]]] = {}
-    for key, record in storage.items("feature_seats"):
-        holders = feature_seats.setdefault(keys.license_id_of(key), {})
-        holders.setdefault(record["feature"], {})[record["user"]] = Seat.from_record(record)
-    books = []
-    for key, record in storage.items("licenses"):
-        license_id = keys.license_id_of(key)
-        books.append(LicenseBook(
-            license_id=license_id,
-            policy=policy_from_record(record["policy"]),
-            added_at=record["added_at"],
-            seats=seats.get(license_id, {}),
-            feature_seats=feature_seats.get(license_id, {}),
-            consumption=Counter.from_record(record["consumption"]),
-            feature_consumption={
-                code: Counter.from_record(c) for code, c in record["feature_consumption"].items()
-            },
-        ))
-    return books

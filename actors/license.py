@@ -4,6 +4,10 @@ Every change to one license passes through this actor's mailbox, so seat countin
 needs no lock and cannot race. The actor queues each change for storage before it
 answers and returns the storage sequence number with the answer: the caller acknowledges
 the client only once that number is durable.
+
+If a commit of its changes fails, memory is ahead of the disk; the storage refuses the
+license's further writes and the actor reloads itself from disk (``resync``), so what
+it answers from then on is what is stored.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from typing import Any, NamedTuple
 import pykka
 
 from floatkey.errors import FloatkeyError, StorageError, overloaded
+from floatkey.rules.consumption import Counter
 from floatkey.rules.license import Changes, LicenseBook
-from floatkey.rules.policy import policy_to_record
-from floatkey.rules.seats import ClientInfo
+from floatkey.rules.policy import policy_from_record, policy_to_record
+from floatkey.rules.seats import ClientInfo, Seat
 from floatkey.storage import Storage, keys
 from floatkey.storage.environment import Op
 
@@ -39,7 +44,7 @@ def _replies(method: Callable[..., Reply]) -> Callable[..., Reply]:
         try:
             return method(self, *args)
         except FloatkeyError as exc:
-            return exc, self._storage.queued_seq
+            return exc, self._last_seq
 
     return wrapper
 
@@ -93,6 +98,8 @@ class LicenseActor(pykka.ThreadingActor):
         self._clock = clock
         self._due = due
         due[book.license_id] = book.next_expiry()
+        #: The license's latest write: a refusal rests on it, so it waits for it too.
+        self._last_seq = 0
 
     def on_receive(self, message: Any) -> Any:
         if not isinstance(message, LicenseRequest):
@@ -102,7 +109,7 @@ class LicenseActor(pykka.ThreadingActor):
         except Exception:
             logger.exception("license %d failed on %s", self._book.license_id, message.method)
             answer = FloatkeyError("internal_error", "The server failed on this request; it has been logged.")
-            seq = self._storage.queued_seq
+            seq = self._last_seq
         message.ticket.answer = answer
         self._storage.on_durable(seq, message.ticket.release)
         return None
@@ -172,6 +179,23 @@ class LicenseActor(pykka.ThreadingActor):
             logger.info("%d seats of license %d expired: %s", len(ended), self._book.license_id, shown)
         self._persist(changes)
 
+    def resync(self) -> None:
+        """Reload the license from disk: a commit of its changes failed (``StorageListener``).
+
+        The storage refuses this license's writes until ``resynced``, so the disk holds
+        exactly what was committed before the failure.
+        """
+        lid = self._book.license_id
+        book = load_book(self._storage, lid)
+        if book is None:
+            return
+        self._book = book
+        self._due[lid] = book.next_expiry()
+        self._last_seq = 0
+        self._storage.resynced(lid)
+        logger.warning("license %d reloaded from disk after a failed write: %d seats held",
+                       lid, len(book.seats))
+
     # Views
 
     def license_object(self) -> dict[str, Any]:
@@ -183,9 +207,9 @@ class LicenseActor(pykka.ThreadingActor):
     def _persist(self, changes: Changes) -> int:
         if changes.seats or changes.feature_seats:
             self._due[self._book.license_id] = self._book.next_expiry()
-        if not changes:
-            return self._storage.queued_seq
-        return self._storage.write(license_ops(self._book, changes))
+        if changes:
+            self._last_seq = self._storage.write(license_ops(self._book, changes), self._book.license_id)
+        return self._last_seq
 
 
 def license_ops(book: LicenseBook, changes: Changes) -> list[Op]:
@@ -216,3 +240,47 @@ def license_record(book: LicenseBook) -> dict[str, Any]:
         "consumption": book.consumption.to_record(),
         "feature_consumption": {c: v.to_record() for c, v in book.feature_consumption.items()},
     }
+
+
+def load_books(storage: Storage) -> list[LicenseBook]:
+    """Every license with its seats and counters, as stored."""
+    seats: dict[int, dict[str, Seat]] = {}
+    for key, record in storage.items("seats"):
+        seats.setdefault(keys.license_id_of(key), {})[record["user"]] = Seat.from_record(record)
+    feature_seats: dict[int, dict[str, dict[str, Seat]]] = {}
+    for key, record in storage.items("feature_seats"):
+        holders = feature_seats.setdefault(keys.license_id_of(key), {})
+        holders.setdefault(record["feature"], {})[record["user"]] = Seat.from_record(record)
+    books = []
+    for key, record in storage.items("licenses"):
+        lid = keys.license_id_of(key)
+        books.append(_book(lid, record, seats.get(lid, {}), feature_seats.get(lid, {})))
+    return books
+
+
+def load_book(storage: Storage, license_id: int) -> LicenseBook | None:
+    """One license as stored, or None if it is not."""
+    prefix = keys.license_key(license_id)
+    record = storage.get("licenses", prefix)
+    if record is None:
+        return None
+    seats = {r["user"]: Seat.from_record(r) for _, r in storage.items("seats", prefix)}
+    feature_seats: dict[str, dict[str, Seat]] = {}
+    for _, r in storage.items("feature_seats", prefix):
+        feature_seats.setdefault(r["feature"], {})[r["user"]] = Seat.from_record(r)
+    return _book(license_id, record, seats, feature_seats)
+
+
+def _book(license_id: int, record: dict[str, Any], seats: dict[str, Seat],
+          feature_seats: dict[str, dict[str, Seat]]) -> LicenseBook:
+    return LicenseBook(
+        license_id=license_id,
+        policy=policy_from_record(record["policy"]),
+        added_at=record["added_at"],
+        seats=seats,
+        feature_seats=feature_seats,
+        consumption=Counter.from_record(record["consumption"]),
+        feature_consumption={
+            code: Counter.from_record(c) for code, c in record["feature_consumption"].items()
+        },
+    )

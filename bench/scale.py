@@ -11,8 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from floatkey.actors.directory import load_books
-from floatkey.actors.license import license_ops
+from floatkey.actors.license import license_ops, load_books
 from floatkey.config import Settings
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage

@@ -73,6 +73,15 @@ def overloaded() -> FloatkeyError:
     return FloatkeyError("service_unavailable", "The license server is overloaded; try again shortly.")
 
 
+def not_stored() -> FloatkeyError:
+    """A write the data directory refused (``StorageError``): the log has the reason."""
+    return FloatkeyError(
+        "service_unavailable",
+        "The server could not store the change, so nothing was changed; try again shortly. "
+        "If this persists, the server's log says why (disk full, mapSize reached).",
+    )
+
+
 def license_removed() -> FloatkeyError:
     """The license's actor stopped between resolving the license and asking it."""
     return FloatkeyError("license_not_found", "The license was removed while the request was handled.")

@@ -7,6 +7,13 @@ with a sync, then wakes the waiters. A caller answers its client only after
 shared by all the writes that arrived during the previous one. Writes are applied in
 the order they were queued, so a change that is durable implies every change queued
 before it is durable too.
+
+A license actor changes its state in memory before its write commits. When a commit
+fails, the licenses it carried are *stale*: memory is ahead of the disk. Their later
+writes were computed on that memory, so the writer refuses them until the license has
+reloaded itself from disk and said so with ``resynced`` (a marker in the same queue, so
+it takes effect exactly between the writes before and after the reload). Listeners of
+``StorageListener`` hear which licenses went stale.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import IO, Any
 import lmdb
 
 from floatkey.errors import StorageError
+from floatkey.listener import Listener, send
 from floatkey.storage.codec import pack, unpack
 
 logger = logging.getLogger(__name__)
@@ -33,6 +41,19 @@ _SCHEMA_KEY = b"schema_version"
 #: One write operation: ("put", db, key, value), ("delete", db, key, None)
 #: or ("delete_prefix", db, prefix, None).
 Op = tuple[str, str, bytes, Any]
+
+#: A queued write: its sequence number, its operations (None for a ``resynced`` marker)
+#: and the license it belongs to, if any.
+_Queued = tuple[int, "list[Op] | None", "int | None"]
+
+STALE = "an earlier change of this license could not be stored, and it is being reloaded from disk"
+
+
+class StorageListener(Listener):
+    """Events of the storage writer."""
+
+    def licenses_stale(self, license_ids: list[int]) -> None:
+        """A commit carrying changes of these licenses failed: reload them from disk."""
 
 
 class Storage:
@@ -51,17 +72,19 @@ class Storage:
             raise StorageError(f"{self.path}: cannot open the data directory: {exc}") from None
         self._dbs = {name: self._env.open_db(name.encode()) for name in DATABASES}
         self._check_schema()
-        self._queue: list[tuple[int, list[Op]]] = []
+        self._queue: list[_Queued] = []
         self._queued_seq = 0
         self._committed_seq = 0
         self._failed: dict[int, str] = {}
+        #: Licenses whose writes are refused until they resync; the writer thread's own.
+        self._stale: set[int] = set()
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         # One event per batch, so a commit wakes only the writers it made durable.
         self._pending_done = threading.Event()
         self._inflight_done = threading.Event()
-        self._pending_callbacks: list[Callable[[str | None], Any]] = []
-        self._inflight_callbacks: list[Callable[[str | None], Any]] = []
+        self._pending_callbacks: list[tuple[int, Callable[[str | None], Any]]] = []
+        self._inflight_callbacks: list[tuple[int, Callable[[str | None], Any]]] = []
         self._taken_seq = 0
         self._closing = False
         self._writer = threading.Thread(target=self._write_loop, name="storage-writer", daemon=True)
@@ -102,13 +125,24 @@ class Storage:
 
     # Writing
 
-    def write(self, ops: list[Op]) -> int:
-        """Queue ``ops`` as one atomic change; returns the sequence number to wait for."""
+    def write(self, ops: list[Op], license_id: int | None = None) -> int:
+        """Queue ``ops`` as one atomic change; returns the sequence number to wait for.
+
+        ``license_id`` names the license whose memory the change comes from; its writes
+        are refused while it is stale.
+        """
+        return self._queue_item(ops, license_id)
+
+    def resynced(self, license_id: int) -> None:
+        """The license has reloaded itself from disk: accept its writes queued from now on."""
+        self._queue_item(None, license_id)
+
+    def _queue_item(self, ops: list[Op] | None, license_id: int | None) -> int:
         with self._lock:
             if self._closing:
                 raise StorageError("the storage is closed")
             self._queued_seq += 1
-            self._queue.append((self._queued_seq, ops))
+            self._queue.append((self._queued_seq, ops, license_id))
             if len(self._queue) == 1:
                 self._work.notify()  # the writer waits only on an empty queue
             return self._queued_seq
@@ -140,10 +174,10 @@ class Storage:
         """
         with self._lock:
             if seq > self._taken_seq:
-                self._pending_callbacks.append(callback)
+                self._pending_callbacks.append((seq, callback))
                 return
             if seq > self._committed_seq:
-                self._inflight_callbacks.append(callback)
+                self._inflight_callbacks.append((seq, callback))
                 return
         callback(self._failed.get(seq))
 
@@ -162,31 +196,51 @@ class Storage:
                 self._inflight_done = done
                 self._inflight_callbacks = callbacks
                 self._taken_seq = batch[-1][0]
-            error = self._commit(batch)
+            failed, stale = self._commit(batch)
             with self._lock:
-                if error is not None:
-                    for seq, _ in batch:
-                        self._failed[seq] = error
+                self._failed.update(failed)
                 self._committed_seq = self._taken_seq
                 callbacks = self._inflight_callbacks
                 self._inflight_callbacks = []
             done.set()
-            for callback in callbacks:
+            for seq, callback in callbacks:
                 try:
-                    callback(error)
+                    callback(failed.get(seq) if failed else None)
                 except Exception:
                     logger.exception("a commit callback failed")
+            if stale:
+                send(StorageListener, "licenses_stale", license_ids=sorted(stale))
 
-    def _commit(self, batch: list[tuple[int, list[Op]]]) -> str | None:
+    def _commit(self, batch: list[_Queued]) -> tuple[dict[int, str], set[int]]:
+        """Commit ``batch`` in one transaction, but for the writes of stale licenses.
+
+        Answers why each refused write failed, by sequence number, and which licenses
+        the failure made stale.
+        """
+        failed: dict[int, str] = {}
+        accepted: list[_Queued] = []
+        for item in batch:
+            seq, ops, license_id = item
+            if ops is None:
+                self._stale.discard(license_id)  # type: ignore[arg-type]
+            elif license_id in self._stale:
+                failed[seq] = STALE
+            else:
+                accepted.append(item)
+        if not accepted:
+            return failed, set()
         try:
             with self._env.begin(write=True) as txn:
-                for _, ops in batch:
-                    for kind, db, key, value in ops:
+                for _, ops, _ in accepted:
+                    for kind, db, key, value in ops:  # type: ignore[union-attr]
                         self._apply(txn, kind, self._dbs[db], key, value)
         except lmdb.Error as exc:
-            logger.error("storage write failed, %d changes refused: %s", len(batch), exc)
-            return str(exc)
-        return None
+            logger.error("storage write failed, %d changes refused: %s", len(accepted), exc)
+            failed.update((seq, str(exc)) for seq, _, _ in accepted)
+            stale = {lid for _, _, lid in accepted if lid is not None} - self._stale
+            self._stale |= stale
+            return failed, stale
+        return failed, set()
 
     @staticmethod
     def _apply(txn: lmdb.Transaction, kind: str, db: Any, key: bytes, value: Any) -> None:

@@ -18,7 +18,7 @@ import cherrypy
 
 from floatkey import __version__
 from floatkey.config import Settings
-from floatkey.errors import FloatkeyError
+from floatkey.errors import FloatkeyError, StorageError, not_stored
 from floatkey.system import Floatkey
 from floatkey.web import pages
 from floatkey.web.routes import Route, RouteTable
@@ -89,6 +89,8 @@ class Api:
             result = route.handler(self.fk, fields, request.floatkey_path_params)
         except FloatkeyError as error:
             return error_body(error)
+        except StorageError:
+            return error_body(not_stored())  # the storage writer has logged why
         cherrypy.serving.response.status = route.status
         return render(result)
 
