@@ -170,6 +170,17 @@ class AuthActor(pykka.ThreadingActor):
         logger.info("password of user %r changed", username)
         return user
 
+    def rehash(self, username: str, old_hash: str, new_hash: str) -> None:
+        """Replace a hash made with outdated parameters after a login proved the password.
+
+        Tokens stay valid: the password is the same. Skipped if the hash changed meanwhile.
+        """
+        user = self._users.get(username)
+        if user is None or user.password_hash != old_hash:
+            return
+        self._save(replace(user, password_hash=new_hash))
+        logger.info("password hash of user %r upgraded to the current argon2 parameters", username)
+
     def set_role(self, username: str, role: str) -> dict[str, Any]:
         check_role(role)
         user = self._get(username)

@@ -83,6 +83,8 @@ class Accounts:
         user = self._holder.current.get(username)
         if self._hashing.verify(user.password_hash if user else None, password) and user is not None:
             self._actor.login_succeeded(username)
+            if self._hashing.needs_rehash(user.password_hash):
+                self._actor.rehash(username, user.password_hash, self._hashing.hash(password))
             return user
         self._ask(self._actor.login_failed(username, address))
         raise login_failed()

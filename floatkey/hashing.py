@@ -39,6 +39,14 @@ class PasswordHashing:
                 matched = False
         return matched and stored is not None
 
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether ``stored`` was made with other parameters than this hasher's (an older
+        argon2-cffi, or other settings); a login then stores a fresh hash of the password."""
+        try:
+            return self._hasher.check_needs_rehash(stored)
+        except argon2.exceptions.InvalidHashError:
+            return True
+
     def _dummy_hash(self) -> str:
         with self._dummy_lock:
             if self._dummy is None:

@@ -175,6 +175,23 @@ def test_the_last_admin_cannot_be_removed_or_demoted(system: System) -> None:
     assert code_of(lambda: system.accounts.remove_user("second")) == "validation_error"
 
 
+def test_an_outdated_hash_is_replaced_at_login_and_tokens_stay_valid(system: System) -> None:
+    older = PasswordHashing(argon2.PasswordHasher(time_cost=1, memory_cost=16, parallelism=1))
+    system.ref.proxy().add_user("alice", "user", older.hash(PW)).get()
+    outdated = system.holder.current.get("alice").password_hash
+    assert system.hashing.needs_rehash(outdated)
+    token = system.token("alice")
+    system.accounts.users()  # the actor has handled everything the login told it
+    upgraded = system.holder.current.get("alice").password_hash
+    assert upgraded != outdated and not system.hashing.needs_rehash(upgraded)
+    assert system.storage.get("users", b"alice")["hash"] == upgraded
+    assert system.accounts.authenticate(token).username == "alice"
+    assert code_of(lambda: system.token("alice", PW2)) == "authentication_failed"
+    system.token("alice")
+    system.accounts.users()
+    assert system.holder.current.get("alice").password_hash == upgraded
+
+
 def test_throttled_per_user_even_with_the_right_password(system: System) -> None:
     system.accounts.add_user("alice", PW, "user")
     for i in range(3):
