@@ -104,10 +104,11 @@ def pinned_elsewhere() -> set[int]:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 if not cmdline.read(1):
                     continue  # a kernel thread: one per CPU, pinned, and no competition
-            with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            # Bytes: the Name: line is whatever the process called itself, in any encoding.
+            with open(f"/proc/{pid}/status", "rb") as status:
                 for line in status:
-                    if line.startswith("Cpus_allowed_list:"):
-                        cpus = line.split(":", 1)[1].strip()
+                    if line.startswith(b"Cpus_allowed_list:"):
+                        cpus = line.split(b":", 1)[1].strip()
                         if cpus.isdigit():
                             taken.add(int(cpus))
                         break

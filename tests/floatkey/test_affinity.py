@@ -43,11 +43,33 @@ def test_pinned_elsewhere_sees_a_pinned_process_and_not_kernel_threads():
     assert not kernel_only & affinity.pinned_elsewhere()
 
 
+def test_a_process_named_in_any_encoding_is_read_too():
+    """The Name: line of /proc/PID/status is whatever bytes the process chose."""
+    cpu = max(os.sched_getaffinity(0))
+    renamed = [sys.executable, "-c", textwrap.dedent("""
+        import sys
+        with open("/proc/self/comm", "wb") as comm:
+            comm.write("z\\u00e4hlt\\xff".encode("latin-1"))
+        sys.stdout.write("named\\n")
+        sys.stdout.flush()
+        sys.stdin.read()
+    """)]
+    child = subprocess.Popen(["taskset", "-c", str(cpu), *renamed], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"named\n"
+        with open(f"/proc/{child.pid}/status", "rb") as status:
+            assert not status.read().isascii()
+        assert cpu in affinity.pinned_elsewhere()
+    finally:
+        child.communicate(b"")
+
+
 PF_KTHREAD = 0x00200000
 
 
 def _allowed_list(pid: int) -> str:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
         return next(line.split(":", 1)[1].strip() for line in status
                     if line.startswith("Cpus_allowed_list:"))
 
