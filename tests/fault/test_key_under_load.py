@@ -161,8 +161,8 @@ def test_crash_if_no_hardware_key_under_load_loses_nothing(
     plain_id = server.add_license(**policy)["id"]
     bound = [Worker(i, server.url, bound_id) for i in range(THREADS_PER_LICENSE)]
     plain = [Worker(THREADS_PER_LICENSE + i, server.url, plain_id) for i in range(THREADS_PER_LICENSE)]
-    stop = threading.Event()
-    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in bound + plain]
+    stop, pulling = threading.Event(), threading.Event()
+    threads = [threading.Thread(target=w.run, args=(stop, pulling), daemon=True) for w in bound + plain]
     for t in threads:
         t.start()
 
@@ -176,6 +176,7 @@ def test_crash_if_no_hardware_key_under_load_loses_nothing(
     try:
         wait_until(lambda: min(acknowledged(bound), acknowledged(plain)) >= ACKS_BEFORE_PULL, 30,
                    what="acknowledged operations on both licenses before the pull")
+        pulling.set()  # from now on the server may exit under any client
         virtual_keys.pull(PORT)
         client = Client(server.url, timeout=20)
         with pytest.raises(Transport):

@@ -31,6 +31,9 @@ USERS_PER_WORKER = 4
 #: Acknowledged operations to reach before each kill.
 ACKS_BEFORE_KILL = 400
 KILLS = 2
+#: Seconds a request may take, in the server (actorTimeout) and in the client: a disk sync
+#: that stalls on a loaded machine must not pass for a lost connection.
+TIMEOUT = 60
 
 NONE = ("none",)
 SEAT = ("seat",)
@@ -55,9 +58,11 @@ class Worker:
     def users(self) -> list[str]:
         return [f"w{self.index}-u{k}" for k in range(USERS_PER_WORKER)]
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, killing: threading.Event) -> None:
+        """Load until ``stop``; ``killing`` is set just before the server is made to die, so
+        a connection lost before it is a failure, and one lost after it ends the worker."""
         rng = random.Random(self.index)
-        client = Client(self.url, timeout=10)
+        client = Client(self.url, timeout=TIMEOUT)
         borrow_counter = itertools.count(1)
         try:
             while not stop.is_set():
@@ -78,8 +83,9 @@ class Worker:
                              {"user": user, "borrowed_until": until})
                 else:
                     self._do(client, user, NONE, "/api/v4/unregister", {"user": user})
-        except Transport:
-            return
+        except Transport as exc:
+            if not killing.is_set():
+                self.error = exc
         except BaseException as exc:  # reported by the test thread
             self.error = exc
         finally:
@@ -114,10 +120,10 @@ def seat_state(seat: dict[str, Any] | None) -> tuple[str, ...]:
 
 
 def load_until_killed(server: ServerProcess, workers: list[Worker]) -> None:
-    stop = threading.Event()
+    stop, killing = threading.Event(), threading.Event()
     for w in workers:
         w.url = server.url
-    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
+    threads = [threading.Thread(target=w.run, args=(stop, killing), daemon=True) for w in workers]
     start_acks = sum(w.acks for w in workers)
     for t in threads:
         t.start()
@@ -130,6 +136,7 @@ def load_until_killed(server: ServerProcess, workers: list[Worker]) -> None:
 
     wait_until(enough, timeout=60, what="acknowledged operations under load")
     time.sleep(random.uniform(0, 0.05))
+    killing.set()
     server.kill()
     stop.set()
     for t in threads:
@@ -169,7 +176,7 @@ def audit(server: ServerProcess, workers: list[Worker], license_id: int) -> int:
 
 
 def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, f"actorTimeout: {TIMEOUT}\n")
     try:
         license_id = server.add_license(product="audit", floating_users=10_000, floating_timeout=600,
                                         max_borrow_time=24 * 366, max_consumptions=10**12)["id"]

@@ -3,7 +3,8 @@
 Every generated request (valid and invalid, positive and negative modes) must get an
 answer below 500, and a rejected one (4xx) must leave every license and seat as it was.
 Part of the requests are steered to a seeded license, so that rejected input reaches the
-license's actor and not just the "unknown product" check.
+license's actor and not just the "unknown product" check. The examples are derandomized:
+every run sends the same ones, so a failure in CI is one anyone can replay.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def stable(state: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 @schema.parametrize()
-@settings(deadline=None, suppress_health_check=list(HealthCheck))
+@settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_server_error_and_rejections_change_nothing(case: Any, fuzz_server: ServerProcess) -> None:
     seed(fuzz_server)
     steer(case)

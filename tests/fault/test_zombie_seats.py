@@ -18,8 +18,9 @@ pytestmark = pytest.mark.timeout(150)
 
 SWEEP = 0.2
 TIMEOUT_S = 60.0
-#: Slack for scheduling and for the log line to travel through the pipe.
-SLACK = 1.5
+#: Slack for scheduling and for the log line to travel through the pipe; generous, since
+#: a loaded virtual machine can stall a process for a second or more.
+SLACK = 5.0
 USERS = ["z0", "z1", "z2"]
 
 

@@ -46,7 +46,10 @@ class ServerProcess:
                "--data-dir", str(self.data_dir), *self.args]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=self.env)
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        # Each process gets its own reader and list: a late line of the previous one must
+        # not land in this one's log.
+        self._reader = threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while not self._listening.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -54,14 +57,18 @@ class ServerProcess:
                 raise RuntimeError("floatkey did not start:\n" + self.log)
         return self
 
-    def _read(self, proc: subprocess.Popen[str]) -> None:
+    def _read(self, proc: subprocess.Popen[str], lines: list[str]) -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
-            self.lines.append(line)
+            lines.append(line)
             found = _LISTENING.search(line)
             if found:
                 self.url = f"{found.group(1)}://{found.group(2)}:{found.group(3)}"
                 self._listening.set()
+
+    def _read_to_the_end(self) -> None:
+        """After the process exited: its last lines may still be in the pipe."""
+        self._reader.join(10)
 
     @property
     def log(self) -> str:
@@ -93,10 +100,13 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        self._read_to_the_end()
 
     def wait_exit(self, timeout: float = 20.0) -> int:
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._read_to_the_end()
+        return code
 
     def stop(self) -> int | None:
         if self.proc is None:
@@ -108,6 +118,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._read_to_the_end()
         self.session.close()
         self.session = requests.Session()
         return self.proc.returncode
