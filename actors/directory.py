@@ -23,7 +23,6 @@ from floatkey.listener import Listener, send
 from floatkey.rules.license import LicenseBook
 from floatkey.rules.policy import Policy
 from floatkey.storage import Storage, keys
-from floatkey.storage.environment import StorageListener
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class DirectoryListener(Listener):
         """The set of licenses changed; ``key_serials`` of the key-bound ones, oldest first."""
 
 
-class DirectoryActor(pykka.ThreadingActor, StorageListener):
+class DirectoryActor(pykka.ThreadingActor):
     def __init__(self, storage: Storage, clock: Callable[[], datetime], holder: IndexHolder) -> None:
         super().__init__()
         self._storage = storage
@@ -152,14 +151,15 @@ class DirectoryActor(pykka.ThreadingActor, StorageListener):
         return book.license_object(self._clock()), seq
 
     def remove(self, license_id: int) -> int:
-        """Stop the license's actor and delete the license with its seats.
+        """Withdraw the license, stop its actor, then delete it with its seats.
 
         The actor stops first, so none of its writes can follow the deletion. If the
         deletion fails, the license is started again from what is stored.
         """
-        entry = self._entries.get(license_id)
+        entry = self._entries.pop(license_id, None)
         if entry is None:
             raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
+        self._publish()
         entry.ref.stop()
         prefix = keys.license_key(license_id)
         seq = self._storage.write([
@@ -172,26 +172,19 @@ class DirectoryActor(pykka.ThreadingActor, StorageListener):
         except StorageError:
             self._restart(license_id)
             raise
-        del self._entries[license_id]
         self._holder.due.pop(license_id, None)
-        self._publish()
         logger.info("license %d of product %r removed", license_id, entry.product)
         return seq
-
-    def licenses_stale(self, license_ids: list[int]) -> None:
-        for license_id in license_ids:
-            entry = self._entries.get(license_id)
-            if entry is not None:
-                entry.proxy.resync()
 
     def _restart(self, license_id: int) -> None:
         book = load_book(self._storage, license_id)
         if book is None:
-            del self._entries[license_id]
-        else:
-            self._start_license(book)
-            self._storage.resynced(license_id)
+            self._holder.due.pop(license_id, None)
+            return
+        self._start_license(book)
+        self._storage.resynced(license_id)
         self._publish()
+        logger.warning("license %d was not removed: the change could not be stored", license_id)
 
     def _start_license(self, book: LicenseBook) -> None:
         ref = LicenseActor.start(book, self._storage, self._clock, self._holder.due)

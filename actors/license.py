@@ -6,12 +6,13 @@ answers and returns the storage sequence number with the answer: the caller ackn
 the client only once that number is durable.
 
 If a commit of its changes fails, memory is ahead of the disk; the storage refuses the
-license's further writes and the actor reloads itself from disk (``resync``), so what
-it answers from then on is what is stored.
+license's further writes, and the writer thread tells the actor, which reloads itself
+from disk (``resync``): what it answers from then on is what is stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -88,6 +89,12 @@ class LicenseRequest(NamedTuple):
     ticket: Ticket
 
 
+class Resync(NamedTuple):
+    """A write of the license (sequence number ``seq``) failed: reload from disk."""
+
+    seq: int
+
+
 class LicenseActor(pykka.ThreadingActor):
     def __init__(self, book: LicenseBook, storage: Storage, clock: Callable[[], datetime],
                  due: dict[int, datetime | None]) -> None:
@@ -100,8 +107,14 @@ class LicenseActor(pykka.ThreadingActor):
         due[book.license_id] = book.next_expiry()
         #: The license's latest write: a refusal rests on it, so it waits for it too.
         self._last_seq = 0
+        #: Every write up to this one had settled when the license last reloaded.
+        self._resynced_through = 0
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Resync):
+            if message.seq > self._resynced_through:
+                self.resync()
+            return None
         if not isinstance(message, LicenseRequest):
             return super().on_receive(message)
         try:
@@ -180,12 +193,16 @@ class LicenseActor(pykka.ThreadingActor):
         self._persist(changes)
 
     def resync(self) -> None:
-        """Reload the license from disk: a commit of its changes failed (``StorageListener``).
+        """Reload the license from disk, after a commit of its changes failed.
 
-        The storage refuses this license's writes until ``resynced``, so the disk holds
-        exactly what was committed before the failure.
+        It first waits for its own last write to settle: then the disk holds exactly what
+        was committed of this license, since the storage refuses its writes after a
+        failure until ``resynced``.
         """
         lid = self._book.license_id
+        with contextlib.suppress(StorageError):  # refused or failed: settled, and not on disk
+            self._storage.wait(self._last_seq)
+        self._resynced_through = self._last_seq
         book = load_book(self._storage, lid)
         if book is None:
             return
@@ -208,8 +225,17 @@ class LicenseActor(pykka.ThreadingActor):
         if changes.seats or changes.feature_seats:
             self._due[self._book.license_id] = self._book.next_expiry()
         if changes:
-            self._last_seq = self._storage.write(license_ops(self._book, changes), self._book.license_id)
+            seq = self._storage.write(license_ops(self._book, changes), self._book.license_id)
+            self._storage.on_durable(seq, functools.partial(self._committed, seq))
+            self._last_seq = seq
         return self._last_seq
+
+    def _committed(self, seq: int, error: str | None) -> None:
+        """Called by the storage writer thread once write ``seq`` is settled."""
+        if error is None:
+            return
+        with contextlib.suppress(pykka.ActorDeadError):  # removed, or the server stops
+            self.actor_ref.tell(Resync(seq))
 
 
 def license_ops(book: LicenseBook, changes: Changes) -> list[Op]:

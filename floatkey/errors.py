@@ -77,8 +77,8 @@ def not_stored() -> FloatkeyError:
     """A write the data directory refused (``StorageError``): the log has the reason."""
     return FloatkeyError(
         "service_unavailable",
-        "The server could not store the change, so nothing was changed; try again shortly. "
-        "If this persists, the server's log says why (disk full, mapSize reached).",
+        "The server could not store the change; try again shortly. If this persists, "
+        "the server's log says why (disk full, mapSize reached).",
     )
 
 

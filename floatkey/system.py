@@ -28,6 +28,7 @@ from floatkey.config import HardwareKeySettings, Settings
 from floatkey.errors import (
     ConfigError,
     FloatkeyError,
+    StorageError,
     key_not_accessible,
     license_removed,
     overloaded,
@@ -301,7 +302,10 @@ class Floatkey:
             action, EXIT_NO_HARDWARE_KEY,
         )
         if self.storage is not None:
-            self.storage.wait(self.storage.queued_seq, self._timeout)
+            try:
+                self.storage.wait(self.storage.queued_seq, self._timeout)
+            except StorageError as exc:
+                logger.error("exiting with changes not stored: %s", exc)
         logging.shutdown()
         self._exit_process(EXIT_NO_HARDWARE_KEY)
 

@@ -12,8 +12,7 @@ A license actor changes its state in memory before its write commits. When a com
 fails, the licenses it carried are *stale*: memory is ahead of the disk. Their later
 writes were computed on that memory, so the writer refuses them until the license has
 reloaded itself from disk and said so with ``resynced`` (a marker in the same queue, so
-it takes effect exactly between the writes before and after the reload). Listeners of
-``StorageListener`` hear which licenses went stale.
+it takes effect exactly between the writes before and after the reload).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from typing import IO, Any
 import lmdb
 
 from floatkey.errors import StorageError
-from floatkey.listener import Listener, send
 from floatkey.storage.codec import pack, unpack
 
 logger = logging.getLogger(__name__)
@@ -47,13 +45,6 @@ Op = tuple[str, str, bytes, Any]
 _Queued = tuple[int, "list[Op] | None", "int | None"]
 
 STALE = "an earlier change of this license could not be stored, and it is being reloaded from disk"
-
-
-class StorageListener(Listener):
-    """Events of the storage writer."""
-
-    def licenses_stale(self, license_ids: list[int]) -> None:
-        """A commit carrying changes of these licenses failed: reload them from disk."""
 
 
 class Storage:
@@ -196,7 +187,7 @@ class Storage:
                 self._inflight_done = done
                 self._inflight_callbacks = callbacks
                 self._taken_seq = batch[-1][0]
-            failed, stale = self._commit(batch)
+            failed = self._commit(batch)
             with self._lock:
                 self._failed.update(failed)
                 self._committed_seq = self._taken_seq
@@ -208,14 +199,11 @@ class Storage:
                     callback(failed.get(seq) if failed else None)
                 except Exception:
                     logger.exception("a commit callback failed")
-            if stale:
-                send(StorageListener, "licenses_stale", license_ids=sorted(stale))
 
-    def _commit(self, batch: list[_Queued]) -> tuple[dict[int, str], set[int]]:
+    def _commit(self, batch: list[_Queued]) -> dict[int, str]:
         """Commit ``batch`` in one transaction, but for the writes of stale licenses.
 
-        Answers why each refused write failed, by sequence number, and which licenses
-        the failure made stale.
+        Answers why each refused write failed, by sequence number.
         """
         failed: dict[int, str] = {}
         accepted: list[_Queued] = []
@@ -228,19 +216,20 @@ class Storage:
             else:
                 accepted.append(item)
         if not accepted:
-            return failed, set()
+            return failed
         try:
             with self._env.begin(write=True) as txn:
                 for _, ops, _ in accepted:
                     for kind, db, key, value in ops:  # type: ignore[union-attr]
                         self._apply(txn, kind, self._dbs[db], key, value)
-        except lmdb.Error as exc:
-            logger.error("storage write failed, %d changes refused: %s", len(accepted), exc)
+        except Exception as exc:
+            # An lmdb.Error is the disk's doing; anything else is a bug, but the writer
+            # must live on either way, or every waiter would hang.
+            log = logger.error if isinstance(exc, lmdb.Error) else logger.exception
+            log("storage write failed, %d changes refused: %s", len(accepted), exc)
             failed.update((seq, str(exc)) for seq, _, _ in accepted)
-            stale = {lid for _, _, lid in accepted if lid is not None} - self._stale
-            self._stale |= stale
-            return failed, stale
-        return failed, set()
+            self._stale.update(lid for _, _, lid in accepted if lid is not None)
+        return failed
 
     @staticmethod
     def _apply(txn: lmdb.Transaction, kind: str, db: Any, key: bytes, value: Any) -> None:

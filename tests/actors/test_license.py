@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from floatkey.actors.license import LicenseActor, LicenseRequest, Ticket
+from floatkey.actors.license import LicenseActor, LicenseRequest, Resync, Ticket, license_record
 from floatkey.errors import FloatkeyError, StorageError
 from floatkey.rules.license import LicenseBook
 from floatkey.rules.policy import policy_from_fields
@@ -61,3 +61,36 @@ def test_a_failed_write_is_not_acknowledged(actor, storage):
     with pytest.raises(StorageError):
         ask(actor, "register", "x" * 10, ClientInfo(user_info="y" * (2 << 20)))
     assert storage.get("seats", keys.seat_key(3, "x" * 10)) is None
+
+
+@pytest.fixture
+def stored_actor(storage):
+    """A two-seat license that is on disk too, as the server's licenses are."""
+    book = LicenseBook(license_id=4, policy=policy_from_fields({"product": "cad", "floating_users": 2}),
+                       added_at=NOW)
+    storage.write_now([("put", "licenses", keys.license_key(4), license_record(book))])
+    ref = LicenseActor.start(book, storage, lambda: NOW, {})
+    yield ref
+    ref.stop()
+
+
+def users(ref):
+    return [seat["user"] for seat in ref.proxy().registrations().get(timeout=10)]
+
+
+def test_after_a_failed_write_the_license_holds_what_is_stored(stored_actor, storage):
+    ask(stored_actor, "register", "alice", ClientInfo())
+    with pytest.raises(StorageError):
+        ask(stored_actor, "register", "huge", ClientInfo(user_info="y" * (2 << 20)))
+    # The writer told the actor to reload before it released the failed answer.
+    assert users(stored_actor) == ["alice"]
+    assert ask(stored_actor, "register", "bob", ClientInfo())["floating_slots_in_use"] == 2
+    assert storage.get("seats", keys.seat_key(4, "bob"))["user"] == "bob"
+
+
+def test_a_reload_waits_for_the_license_own_last_write(stored_actor):
+    ticket = Ticket()
+    stored_actor.tell(LicenseRequest("register", ("alice", ClientInfo()), ticket))
+    stored_actor.tell(Resync(10**9))  # read right after the write was queued, not yet committed
+    ticket.result(10)
+    assert users(stored_actor) == ["alice"]

@@ -40,7 +40,7 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
         assert len(refusals) == 5 and len(acknowledged) > 10
         for status, answer in refusals:
             assert status == 503 and answer["code"] == "service_unavailable", answer
-            assert "nothing was changed" in answer["message"]
+            assert "could not store the change" in answer["message"]
         server.wait_for_log("reloaded from disk")
         wait_until(lambda: set(registrations(server, 1)) == acknowledged, what="the stored seats")
         assert server.get("/api/v4/health").status_code == 200
@@ -53,6 +53,7 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
         # the license must keep serving exactly as before.
         removal = server.delete("/api/v4/licenses/1")
         assert removal.status_code == 503 and removal.json()["code"] == "service_unavailable"
+        server.wait_for_log("license 1 was not removed")
         assert set(registrations(server, 1)) == acknowledged
         refresher = Client(server.url)
         try:

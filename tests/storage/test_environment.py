@@ -7,13 +7,11 @@ import threading
 from datetime import UTC, datetime
 
 import lmdb
-import pykka
 import pytest
 
 from floatkey.errors import StorageError
 from floatkey.storage import SCHEMA_VERSION, Storage
 from floatkey.storage.codec import pack, unpack
-from floatkey.storage.environment import StorageListener
 
 
 def test_datetimes_round_trip_exactly():
@@ -109,27 +107,19 @@ def test_a_failed_write_is_reported_to_its_waiter(tmp_path):
         storage.close()
 
 
-class Heard(pykka.ThreadingActor, StorageListener):
-    def __init__(self, events: queue.Queue) -> None:
-        super().__init__()
-        self.events = events
-
-    def licenses_stale(self, license_ids: list[int]) -> None:
-        self.events.put(license_ids)
-
-
 #: LMDB refuses keys over 511 bytes: a real failed commit.
 TOO_LONG = b"k" * 600
 
 
 def test_a_failed_license_write_fences_the_license_until_it_resyncs(tmp_path):
-    events: queue.Queue = queue.Queue()
-    heard = Heard.start(events)
     storage = Storage(tmp_path / "d")
     try:
+        failed = storage.write([("put", "seats", TOO_LONG, 1)], license_id=7)
+        why: queue.Queue = queue.Queue()
+        storage.on_durable(failed, why.put)
         with pytest.raises(StorageError, match="could not be stored"):
-            storage.wait(storage.write([("put", "seats", TOO_LONG, 1)], license_id=7), 10)
-        assert events.get(timeout=10) == [7]
+            storage.wait(failed, 10)
+        assert "MDB_BAD_VALSIZE" in why.get(timeout=10)
         answers: queue.Queue = queue.Queue()
         fenced = storage.write([("put", "seats", b"7a", 1)], license_id=7)
         storage.on_durable(fenced, answers.put)
@@ -144,10 +134,20 @@ def test_a_failed_license_write_fences_the_license_until_it_resyncs(tmp_path):
         storage.write_now([("put", "seats", b"7b", 2)], 10)
         assert (storage.get("seats", b"7a"), storage.get("seats", b"7b"), storage.get("seats", b"8a")) \
             == (None, 2, 1)
-        assert events.empty()
     finally:
         storage.close()
-        heard.stop()
+
+
+def test_the_writer_outlives_a_write_that_is_a_bug(tmp_path):
+    storage = Storage(tmp_path / "d")
+    try:
+        for ops in ([("put", "seats", b"k", object())], [("explode", "seats", b"k", None)]):
+            with pytest.raises(StorageError, match="could not be stored"):
+                storage.wait(storage.write(ops), 10)
+        storage.write_now([("put", "seats", b"k", 1)], 10)
+        assert storage.get("seats", b"k") == 1
+    finally:
+        storage.close()
 
 
 def test_writes_of_no_license_are_never_fenced(tmp_path):
