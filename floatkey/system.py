@@ -232,8 +232,13 @@ class Floatkey:
         self._reply(self._ask(entry.proxy.release(user)))
 
     def health(self) -> dict[str, Any]:
+        """``status`` stays "ok" for V1 clients; ``storage`` says whether changes can be stored."""
+        if self.storage is None:
+            raise FloatkeyError("service_unavailable", "floatkey is not running.")
+        writable, since = self.storage.writable
         return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id,
-                "hardware_key": self.hardware_key_status()}
+                "hardware_key": self.hardware_key_status(),
+                "storage": {"writable": writable, "since": format_time(since)}}
 
     def hardware_key_status(self) -> dict[str, Any]:
         """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""

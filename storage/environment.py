@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +70,8 @@ class Storage:
         self._failed: dict[int, str] = {}
         #: Licenses whose writes are refused until they resync; the writer thread's own.
         self._stale: set[int] = set()
+        #: Whether the latest commit succeeded, and since when that holds.
+        self._writable: tuple[bool, datetime] = (True, datetime.now(UTC))
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         # One event per batch, so a commit wakes only the writers it made durable.
@@ -137,6 +140,11 @@ class Storage:
             if len(self._queue) == 1:
                 self._work.notify()  # the writer waits only on an empty queue
             return self._queued_seq
+
+    @property
+    def writable(self) -> tuple[bool, datetime]:
+        """Whether the latest commit succeeded (health), and since when that holds."""
+        return self._writable
 
     @property
     def queued_seq(self) -> int:
@@ -229,6 +237,12 @@ class Storage:
             log("storage write failed, %d changes refused: %s", len(accepted), exc)
             failed.update((seq, str(exc)) for seq, _, _ in accepted)
             self._stale.update(lid for _, _, lid in accepted if lid is not None)
+            if self._writable[0]:
+                self._writable = (False, datetime.now(UTC))
+            return failed
+        if not self._writable[0]:
+            self._writable = (True, datetime.now(UTC))
+            logger.info("storage writes succeed again")
         return failed
 
     @staticmethod

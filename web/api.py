@@ -151,7 +151,9 @@ REGISTRATIONS: dict[str, Any] = {
 HEALTH: dict[str, Any] = {
     "type": "object", "required": ["status", "version", "hardware_id"],
     "properties": {"status": {"type": "string"}, "version": {"type": "string"},
-                   "hardware_id": {"type": "string"}, "hardware_key": {"type": "object"}},
+                   "hardware_id": {"type": "string"}, "hardware_key": {"type": "object"},
+                   "storage": {"type": "object", "properties": {
+                       "writable": {"type": "boolean"}, "since": {"type": "string"}}}},
 }
 
 HARDWARE_KEY: dict[str, Any] = {

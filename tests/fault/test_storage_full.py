@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault.support import Client, registrations, start_server
-from tests.support.server import wait_until
+from tests.support.server import ServerProcess, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,11 +21,18 @@ P = "full"
 MAP_SIZE = 1 << 20
 
 
+def writable(server: ServerProcess) -> bool:
+    health = server.get("/api/v4/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    return health.json()["storage"]["writable"]
+
+
 def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) -> None:
     server = start_server(tmp_path, f"mapSize: {MAP_SIZE}\n")
     client = Client(server.url)
     try:
         server.add_license(product=P, floating_users=100_000, max_consumptions=10**9)
+        assert writable(server)
         acknowledged: set[str] = set()
         refusals = []
         for i in range(5_000):
@@ -43,7 +50,7 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
             assert "could not store the change" in answer["message"]
         server.wait_for_log("reloaded from disk")
         wait_until(lambda: set(registrations(server, 1)) == acknowledged, what="the stored seats")
-        assert server.get("/api/v4/health").status_code == 200
+        assert not writable(server)
 
         server.stop()
         server.start()
@@ -54,6 +61,7 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
         removal = server.delete("/api/v4/licenses/1")
         assert removal.status_code == 503 and removal.json()["code"] == "service_unavailable"
         server.wait_for_log("license 1 was not removed")
+        assert not writable(server)
         assert set(registrations(server, 1)) == acknowledged
         refresher = Client(server.url)
         try:
@@ -61,6 +69,8 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
         finally:
             refresher.close()
         assert status == 200 and answer["floating_in_use_devices"] == len(acknowledged)
+        assert writable(server)
+        server.wait_for_log("storage writes succeed again")
     finally:
         client.close()
         server.stop()
