@@ -18,6 +18,7 @@ it takes effect exactly between the writes before and after the reload).
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -46,6 +47,9 @@ Op = tuple[str, str, bytes, Any]
 _Queued = tuple[int, "list[Op] | None", "int | None"]
 
 STALE = "an earlier change of this license could not be stored, and it is being reloaded from disk"
+
+#: Failed writes remembered for late waiters; a full disk under load must not grow this forever.
+FAILED_KEPT = 100_000
 
 
 class Storage:
@@ -197,7 +201,8 @@ class Storage:
                 self._taken_seq = batch[-1][0]
             failed = self._commit(batch)
             with self._lock:
-                self._failed.update(failed)
+                if failed:
+                    self._remember(failed)
                 self._committed_seq = self._taken_seq
                 callbacks = self._inflight_callbacks
                 self._inflight_callbacks = []
@@ -207,6 +212,14 @@ class Storage:
                     callback(failed.get(seq) if failed else None)
                 except Exception:
                     logger.exception("a commit callback failed")
+
+    def _remember(self, failed: dict[int, str]) -> None:
+        """Keep why writes failed. Past FAILED_KEPT the oldest are forgotten, down to half,
+        but never those of this batch: its waiters have yet to look."""
+        if len(self._failed) + len(failed) > FAILED_KEPT:
+            for seq in list(itertools.islice(self._failed, max(0, len(self._failed) - FAILED_KEPT // 2))):
+                del self._failed[seq]
+        self._failed.update(failed)
 
     def _commit(self, batch: list[_Queued]) -> dict[int, str]:
         """Commit ``batch`` in one transaction, but for the writes of stale licenses.

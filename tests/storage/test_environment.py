@@ -10,7 +10,7 @@ import lmdb
 import pytest
 
 from floatkey.errors import StorageError
-from floatkey.storage import SCHEMA_VERSION, Storage
+from floatkey.storage import SCHEMA_VERSION, Storage, environment
 from floatkey.storage.codec import pack, unpack
 
 
@@ -146,6 +146,18 @@ def test_the_writer_outlives_a_write_that_is_a_bug(tmp_path):
                 storage.wait(storage.write(ops), 10)
         storage.write_now([("put", "seats", b"k", 1)], 10)
         assert storage.get("seats", b"k") == 1
+    finally:
+        storage.close()
+
+
+def test_failed_writes_are_remembered_within_a_bound(tmp_path, monkeypatch):
+    monkeypatch.setattr(environment, "FAILED_KEPT", 10)
+    storage = Storage(tmp_path / "d")
+    try:
+        for i in range(25):
+            with pytest.raises(StorageError):
+                storage.wait(storage.write([("put", "users", TOO_LONG, i)]), 10)
+        assert len(storage._failed) <= 10
     finally:
         storage.close()
 
