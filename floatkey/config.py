@@ -19,6 +19,7 @@ import yaml
 
 from floatkey import affinity
 from floatkey.errors import ConfigError
+from floatkey.rules import client_address
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class AuthSettings:
     max_failed_logins: int = 5
     #: Seconds a throttle window lasts.
     throttle_window: int = 300
+    #: Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
+    #: address that logins are throttled by; from anyone else the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,5 +235,9 @@ def _check(s: Settings, source: str) -> None:
         raise bad("auth.maxFailedLogins", "must be at least 1")
     if s.auth.throttle_window < 1:
         raise bad("auth.throttleWindow", "must be at least 1 second")
+    try:
+        client_address.networks(s.auth.trusted_proxies)
+    except ValueError as exc:
+        raise bad("auth.trustedProxies", str(exc)) from None
     if (s.tls.certificate is None) != (s.tls.private_key is None):
         raise bad("tls", "set both certificate and privateKey, or neither")

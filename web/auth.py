@@ -26,6 +26,7 @@ from floatkey.actors.auth import AuthActor, UserHolder, UserView
 from floatkey.config import Settings
 from floatkey.errors import FloatkeyError
 from floatkey.hashing import PasswordHashing
+from floatkey.rules import client_address
 from floatkey.rules.passwords import ROLES
 from floatkey.rules.throttle import Throttle
 from floatkey.system import Floatkey
@@ -60,6 +61,7 @@ class AuthWeb:
 
     def __init__(self, settings: Settings, hashing: PasswordHashing | None = None) -> None:
         self.settings = settings
+        self._proxies = client_address.networks(settings.auth.trusted_proxies)
         self.holder = UserHolder()
         self.hashing = hashing or PasswordHashing()
         self._accounts: Accounts | None = None
@@ -94,6 +96,12 @@ class AuthWeb:
         if self._accounts is None:
             raise FloatkeyError("service_unavailable", "floatkey is not running.")
         return self._accounts
+
+    def _address(self) -> str:
+        """The client's address for throttling: behind a trusted proxy, the one it names."""
+        request = cherrypy.serving.request
+        return client_address.client_address(request.remote.ip or "unknown",
+                                             request.headers.get("X-Forwarded-For"), self._proxies)
 
     # CherryPy wiring
 
@@ -149,7 +157,7 @@ class AuthWeb:
 
     def login(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
         username, password = _basic_credentials()
-        user = _throttled_answer(lambda: self.accounts.login(username, password, _address()))
+        user = _throttled_answer(lambda: self.accounts.login(username, password, self._address()))
         answer: dict[str, Any] = {"message": "Login successful", "token": self.accounts.token_for(user)}
         if user.must_change_password:
             answer["must_change_password"] = True
@@ -205,7 +213,7 @@ class AuthWeb:
         return answer
 
     def _own_password_changed(self, caller: UserView, old: str, new: str) -> dict[str, Any]:
-        user = _throttled_answer(lambda: self.accounts.change_own_password(caller, old, new, _address()))
+        user = _throttled_answer(lambda: self.accounts.change_own_password(caller, old, new, self._address()))
         return {"message": "Password changed", "token": self.accounts.token_for(user)}
 
     def _caller(self) -> UserView | None:
@@ -222,7 +230,7 @@ class AuthWeb:
     def _caller_name(self) -> str:
         request = cherrypy.serving.request
         user = getattr(request, "floatkey_user", None)
-        return f"user {user.username!r}" if user is not None else f"an open-mode client at {_address()}"
+        return f"user {user.username!r}" if user is not None else f"an open-mode client at {self._address()}"
 
 
 def require_role(auth: AuthWeb) -> None:
@@ -269,10 +277,6 @@ class AuthPlugin(plugins.SimplePlugin):
         self.auth.stop()
 
     stop.priority = 55  # type: ignore[attr-defined]
-
-
-def _address() -> str:
-    return cherrypy.serving.request.remote.ip or "unknown"
 
 
 def _required_text(fields: dict[str, Any], name: str, max_length: int) -> str:

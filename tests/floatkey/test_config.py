@@ -43,6 +43,9 @@ def test_flags_override_the_file(tmp_path):
     ("cpuAffinity: fastest\n", "cpuAffinity: must be auto, all or a CPU number, not 'fastest'"),
     ("cpuAffinity: -1\n", "cpuAffinity: must be auto, all or a CPU number, not -1"),
     ("cpuAffinity: [0, 1]\n", "cpuAffinity: must be auto, all or a CPU number, not [0, 1]"),
+    ("auth:\n  trustedProxies: [10.0.0.1, proxy.lan]\n",
+     "auth.trustedProxies: 'proxy.lan' is not an IP address or network"),
+    ("auth:\n  trustedProxies: 10.0.0.1\n", "auth.trustedProxies: must be a list"),
     ("- a\n- b\n", "the top level must be a mapping"),
     ("port: [\n", "not valid YAML"),
 ])
@@ -68,3 +71,9 @@ def test_cpu_affinity_takes_a_word_or_a_cpu_number(tmp_path, text, value):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the configuration file"):
         config.load(tmp_path / "nope.yaml")
+
+
+def test_trusted_proxies_take_addresses_and_networks(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_text("auth:\n  trustedProxies: [127.0.0.1, 'fd00::/8']\n")
+    assert config.load(path).auth.trusted_proxies == ("127.0.0.1", "fd00::/8")

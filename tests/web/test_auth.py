@@ -405,6 +405,44 @@ def test_logins_are_throttled_with_retry_after(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_behind_a_trusted_proxy_logins_are_throttled_per_forwarded_client(tmp_path: Path) -> None:
+    seed_users(tmp_path / "data", alice="user")
+    cfg = write_config(tmp_path / "floatkey.yaml", maxFailedLogins=2, throttleWindow=120,
+                       trustedProxies=["127.0.0.1"])
+    server = ServerProcess(tmp_path / "data", "--user-authentication", "--config", str(cfg)).start()
+
+    def login_from(client: str, username: str, password: str) -> int:
+        return requests.get(server.url + "/auth", auth=(username, password), timeout=30,
+                            headers={"X-Forwarded-For": client}).status_code
+
+    try:
+        for name in ("guess-1", "guess-2"):
+            assert login_from("198.51.100.7", name, "wrong password!") == 401
+        assert login_from("198.51.100.7", "guess-3", "wrong password!") == 429
+        # The proxy's other clients are not held to the guesser's count.
+        assert login_from("198.51.100.8", "alice", PW) == 200
+        # A client cannot escape its count by claiming another address left of the proxy's.
+        assert login_from("203.0.113.1, 198.51.100.7", "guess-4", "wrong password!") == 429
+        server.wait_for_log("logins throttled for address '198.51.100.7'")
+    finally:
+        server.stop()
+
+
+def test_without_trusted_proxies_the_forwarded_header_is_ignored(tmp_path: Path) -> None:
+    seed_users(tmp_path / "data", alice="user")
+    cfg = write_config(tmp_path / "floatkey.yaml", maxFailedLogins=2, throttleWindow=120)
+    server = ServerProcess(tmp_path / "data", "--user-authentication", "--config", str(cfg)).start()
+    try:
+        for i, name in enumerate(("guess-1", "guess-2")):
+            answer = requests.get(server.url + "/auth", auth=(name, "wrong password!"), timeout=30,
+                                  headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            assert answer.status_code == 401
+        assert login(server, "guess-3", "wrong password!").status_code == 429
+        server.wait_for_log("logins throttled for address '127.0.0.1'")
+    finally:
+        server.stop()
+
+
 def test_open_mode_stays_open(server: ServerProcess) -> None:
     assert server.get("/api/v4/license").status_code == 200
     assert server.post("/api/v4/licenses", {"product": "open"}).status_code == 201
