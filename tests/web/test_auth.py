@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -86,8 +87,10 @@ def write_config(path: Path, **auth: Any) -> Path:
     return path
 
 
-def login(server: ServerProcess, username: str, password: str = PW) -> requests.Response:
-    return requests.get(server.url + "/auth", auth=(username, password), timeout=30)
+def login(server: ServerProcess, username: str, password: str = PW,
+          forwarded_for: str | None = None) -> requests.Response:
+    headers = {} if forwarded_for is None else {"X-Forwarded-For": forwarded_for}
+    return requests.get(server.url + "/auth", auth=(username, password), headers=headers, timeout=30)
 
 
 def token_of(server: ServerProcess, username: str, password: str = PW) -> str:
@@ -387,11 +390,20 @@ def test_initial_admin_must_change_the_password_first(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_logins_are_throttled_with_retry_after(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def throttling_server(tmp_path: Path, **auth: Any) -> Iterator[ServerProcess]:
+    """A server in authentication mode with user alice and these ``auth`` settings."""
     seed_users(tmp_path / "data", alice="user")
-    cfg = write_config(tmp_path / "floatkey.yaml", maxFailedLogins=3, throttleWindow=120)
+    cfg = write_config(tmp_path / "floatkey.yaml", throttleWindow=120, **auth)
     server = ServerProcess(tmp_path / "data", "--user-authentication", "--config", str(cfg)).start()
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_logins_are_throttled_with_retry_after(tmp_path: Path) -> None:
+    with throttling_server(tmp_path, maxFailedLogins=3) as server:
         for _ in range(3):
             assert login(server, "alice", "wrong password!").status_code == 401
         throttled = login(server, "alice")
@@ -401,46 +413,26 @@ def test_logins_are_throttled_with_retry_after(tmp_path: Path) -> None:
         # The address is throttled too: another name from here is refused before its password is read.
         assert login(server, "someone-else", "whatever password").status_code == 429
         server.wait_for_log("logins throttled")
-    finally:
-        server.stop()
 
 
 def test_behind_a_trusted_proxy_logins_are_throttled_per_forwarded_client(tmp_path: Path) -> None:
-    seed_users(tmp_path / "data", alice="user")
-    cfg = write_config(tmp_path / "floatkey.yaml", maxFailedLogins=2, throttleWindow=120,
-                       trustedProxies=["127.0.0.1"])
-    server = ServerProcess(tmp_path / "data", "--user-authentication", "--config", str(cfg)).start()
-
-    def login_from(client: str, username: str, password: str) -> int:
-        return requests.get(server.url + "/auth", auth=(username, password), timeout=30,
-                            headers={"X-Forwarded-For": client}).status_code
-
-    try:
+    with throttling_server(tmp_path, maxFailedLogins=2, trustedProxies=["127.0.0.1"]) as server:
         for name in ("guess-1", "guess-2"):
-            assert login_from("198.51.100.7", name, "wrong password!") == 401
-        assert login_from("198.51.100.7", "guess-3", "wrong password!") == 429
+            assert login(server, name, "wrong password!", "198.51.100.7").status_code == 401
+        assert login(server, "guess-3", "wrong password!", "198.51.100.7").status_code == 429
         # The proxy's other clients are not held to the guesser's count.
-        assert login_from("198.51.100.8", "alice", PW) == 200
+        assert login(server, "alice", PW, "198.51.100.8").status_code == 200
         # A client cannot escape its count by claiming another address left of the proxy's.
-        assert login_from("203.0.113.1, 198.51.100.7", "guess-4", "wrong password!") == 429
+        assert login(server, "guess-4", "wrong password!", "203.0.113.1, 198.51.100.7").status_code == 429
         server.wait_for_log("logins throttled for address '198.51.100.7'")
-    finally:
-        server.stop()
 
 
 def test_without_trusted_proxies_the_forwarded_header_is_ignored(tmp_path: Path) -> None:
-    seed_users(tmp_path / "data", alice="user")
-    cfg = write_config(tmp_path / "floatkey.yaml", maxFailedLogins=2, throttleWindow=120)
-    server = ServerProcess(tmp_path / "data", "--user-authentication", "--config", str(cfg)).start()
-    try:
+    with throttling_server(tmp_path, maxFailedLogins=2) as server:
         for i, name in enumerate(("guess-1", "guess-2")):
-            answer = requests.get(server.url + "/auth", auth=(name, "wrong password!"), timeout=30,
-                                  headers={"X-Forwarded-For": f"198.51.100.{i}"})
-            assert answer.status_code == 401
+            assert login(server, name, "wrong password!", f"198.51.100.{i}").status_code == 401
         assert login(server, "guess-3", "wrong password!").status_code == 429
         server.wait_for_log("logins throttled for address '127.0.0.1'")
-    finally:
-        server.stop()
 
 
 def test_open_mode_stays_open(server: ServerProcess) -> None:
