@@ -238,7 +238,8 @@ class Floatkey:
         writable, since = self.storage.writable
         return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id,
                 "hardware_key": self.hardware_key_status(),
-                "storage": {"writable": writable, "since": format_time(since)}}
+                "storage": {"writable": writable, "since": format_time(since),
+                            "map_used": round(self.storage.map_used(), 4)}}
 
     def hardware_key_status(self) -> dict[str, Any]:
         """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""

@@ -145,6 +145,14 @@ class Storage:
                 self._work.notify()  # the writer waits only on an empty queue
             return self._queued_seq
 
+    def map_used(self) -> float:
+        """The share of ``mapSize`` the data file has grown to: a commit that needs more fails.
+
+        A high-water mark: pages freed by deletions are reused, but do not lower it.
+        """
+        info = self._env.info()
+        return (info["last_pgno"] + 1) * self._env.stat()["psize"] / info["map_size"]
+
     @property
     def writable(self) -> tuple[bool, datetime]:
         """Whether the latest commit succeeded (health), and since when that holds."""

@@ -153,7 +153,8 @@ HEALTH: dict[str, Any] = {
     "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                    "hardware_id": {"type": "string"}, "hardware_key": {"type": "object"},
                    "storage": {"type": "object", "properties": {
-                       "writable": {"type": "boolean"}, "since": {"type": "string"}}}},
+                       "writable": {"type": "boolean"}, "since": {"type": "string"},
+                       "map_used": {"type": "number"}}}},
 }
 
 HARDWARE_KEY: dict[str, Any] = {

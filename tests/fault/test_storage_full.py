@@ -51,6 +51,7 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
         server.wait_for_log("reloaded from disk")
         wait_until(lambda: set(registrations(server, 1)) == acknowledged, what="the stored seats")
         assert not writable(server)
+        assert server.get("/api/v4/health").json()["storage"]["map_used"] > 0.9
 
         server.stop()
         server.start()

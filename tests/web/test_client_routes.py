@@ -199,6 +199,7 @@ def test_negative_consumption(srv, product):
 def test_health_and_license_listing(srv, product):
     health = srv.get("/api/v4/health").json()
     assert health["status"] == "ok" and health["hardware_id"]
+    assert health["storage"]["writable"] is True and 0 < health["storage"]["map_used"] < 0.01
     srv.add_license(product=product, floating_users=4)
     [lic] = srv.get(f"/api/v4/license?product={product}").json()
     assert lic["floating_users"] == 4 and lic["is_floating"] is True
