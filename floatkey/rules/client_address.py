@@ -29,28 +29,24 @@ def networks(entries: Iterable[str]) -> tuple[Network, ...]:
 
 def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
     """The TCP ``peer``, or the client a trusted proxy names in ``forwarded_for``."""
-    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
+    if not trusted or not forwarded_for or not _is_trusted(_ip(peer), trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",")]
     for hop in reversed(hops):
-        if not _is_address(hop):
+        ip = _ip(hop)
+        if ip is None:
             return peer  # a trusted proxy wrote something that is not an address
-        if not _is_trusted(hop, trusted):
+        if not _is_trusted(ip, trusted):
             return hop
     return hops[0]
 
 
-def _is_address(text: str) -> bool:
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ipaddress.ip_address(text)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+def _is_trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, trusted: Sequence[Network]) -> bool:
+    return ip is not None and any(ip in network for network in trusted)
