@@ -9,7 +9,7 @@ against the published hash) in its own thread, then hands the actor the hash (or
 outcome), so a fifth of a second of argon2 never blocks the actor's mailbox.
 
 Each user has a security stamp, a random value replaced on every password or role
-change; tokens carry it (see ``floatkey.tokens``), so such a change voids older tokens.
+change; tokens carry it (see ``floatkey.auth.tokens``), so such a change voids older tokens.
 
 The first admin: when the data directory has no user yet and ``auth.initialAdminPassword``
 is set, the actor creates the user ``admin`` with that password, marked
@@ -31,10 +31,10 @@ from typing import Any
 
 import pykka
 
+from floatkey.auth.hashing import PasswordHashing
+from floatkey.auth.passwords import ADMIN, check_role
+from floatkey.auth.throttle import Throttle
 from floatkey.errors import FloatkeyError
-from floatkey.hashing import PasswordHashing
-from floatkey.rules.passwords import ADMIN, check_role
-from floatkey.rules.throttle import Throttle
 from floatkey.storage import Storage
 from floatkey.timeutil import format_time, utcnow
 

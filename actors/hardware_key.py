@@ -9,11 +9,11 @@ No PC/SC call may block the actor: ``SCardConnect`` waits without limit while an
 process holds a transaction, so connections are opened by short-lived worker threads, each
 with its own PC/SC context (pcsc-lite serializes calls per context), and a connection that
 takes longer than ``pcsc_timeout`` makes the key ``reader_busy``. Transmits on an open
-connection fail at once thanks to ``PCSCLITE_NO_BLOCKING=1``, set here before any PC/SC
-call. Removed or failed cards are disconnected with ``SCARD_LEAVE_CARD``, never reset
-(pcsc-lite 1.9.9 then loses sight of a re-plugged card for seconds).
+connection fail at once thanks to ``PCSCLITE_NO_BLOCKING=1``, which floatkey/hardware/pcsc.py
+sets before any PC/SC call.
 
-HTTP threads do not ask the actor one by one: :class:`KeyGate` batches them, so one live
+HTTP threads do not ask the actor one by one: the key gate (floatkey/hardware/gate.py)
+batches them, so one live
 APDU round answers every request that arrived before it started.
 """
 
@@ -21,115 +21,34 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 
-from floatkey import listener, piv
-from floatkey.config import HardwareKeySettings
-from floatkey.errors import FloatkeyError, key_not_accessible
-
-# Before libpcsclite is loaded: transmits in a transaction held by another process fail at once.
-os.environ.setdefault("PCSCLITE_NO_BLOCKING", "1")
-
-from smartcard import scard
+from floatkey import listener
+from floatkey.app.config import HardwareKeySettings
+from floatkey.hardware import piv
+from floatkey.hardware.listener import HardwareKeyListener
+from floatkey.hardware.pcsc import (
+    BUSY_MESSAGE,
+    SCARD_E_SHARING_VIOLATION,
+    CardLink,
+    PcscError,
+    open_link,
+)
+from floatkey.hardware.states import STATE_BUSY, STATE_INVALID, STATE_VALID
+from floatkey.hardware.watcher import ReadersSeen, Tick, Watcher
 
 logger = logging.getLogger(__name__)
 
-BUSY_MESSAGE = (
-    "Another process holds the smart card reader of the hardware key; "
-    "run `floatkey doctor` to see which."
-)
-SCARD_E_SHARING_VIOLATION = 0x8010000B
-SCARD_E_TIMEOUT = 0x8010000A
-#: How often the watcher looks at readers (and ticks the actor), in seconds.
-WATCH_PERIOD = 0.25
 #: Wait before connecting again to a card another process holds, in seconds.
 RETRY_DELAY = 0.5
 
-STATE_VALID = "valid"
-STATE_INVALID = "invalid"
-STATE_BUSY = "reader_busy"
-
-
-def reader_busy() -> FloatkeyError:
-    """The error of an action whose key is held by another process."""
-    return FloatkeyError("hardware_key_reader_busy", BUSY_MESSAGE)
-
-
-class HardwareKeyListener(listener.Listener):
-    """Events of the hardware-key actor. A key is connected while it is valid."""
-
-    def key_connected(self, serial: str, reader: str) -> None:
-        """A valid key with this serial is now present in ``reader``."""
-
-    def key_disconnected(self, serial: str, reader: str) -> None:
-        """The key with this serial in ``reader`` was pulled out or stopped being valid."""
-
-
-class PcscError(Exception):
-    """A PC/SC call failed; ``hresult`` is the pcsc-lite error code."""
-
-    def __init__(self, hresult: int) -> None:
-        self.hresult = hresult & 0xFFFFFFFF
-        super().__init__(f"{scard.SCardGetErrorMessage(hresult)} (0x{self.hresult:08X})")
-
-
-class CardLink:
-    """An open exclusive connection to one card, with a PC/SC context of its own."""
-
-    def __init__(self, context: int, card: int, protocol: int) -> None:
-        self.context = context
-        self.card = card
-        self.protocol = protocol
-
-    def transmit(self, command: bytes) -> tuple[bytes, int]:
-        hresult, response = scard.SCardTransmit(self.card, self.protocol, list(command))
-        if hresult != scard.SCARD_S_SUCCESS:
-            raise PcscError(hresult)
-        if len(response) < 2:
-            raise PcscError(scard.SCARD_F_COMM_ERROR)
-        return bytes(response[:-2]), (response[-2] << 8) | response[-1]
-
-    def close(self) -> None:
-        """Disconnect leaving the card as it is (never reset: see the module docstring)."""
-        scard.SCardDisconnect(self.card, scard.SCARD_LEAVE_CARD)
-        scard.SCardReleaseContext(self.context)
-
-
-def open_link(reader: str) -> tuple[CardLink | None, int]:
-    """Connect to ``reader`` exclusively. Blocks while another process holds a transaction."""
-    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hresult != scard.SCARD_S_SUCCESS:
-        return None, hresult
-    hresult, card, protocol = scard.SCardConnect(
-        context, reader, scard.SCARD_SHARE_EXCLUSIVE,
-        scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
-    )
-    if hresult != scard.SCARD_S_SUCCESS:
-        scard.SCardReleaseContext(context)
-        return None, hresult
-    return CardLink(context, card, protocol), hresult
-
 
 # --- messages to the actor (from its own threads) --------------------------------------
-
-
-@dataclass(frozen=True)
-class _ReadersSeen:
-    """The watcher's view: reader -> (card present, pcsc event counter); None: no pcscd."""
-
-    readers: dict[str, tuple[bool, int]] | None
-
-
-@dataclass(frozen=True)
-class _Tick:
-    pass
 
 
 @dataclass(frozen=True)
@@ -171,14 +90,14 @@ class HardwareKeyActor(pykka.ThreadingActor):
         self._pin = pin
         self._ca_cert = None
         if settings.ca_certificate is not None:
-            from floatkey.ca import load_certificate
+            from floatkey.hardware.ca import load_certificate
 
             self._ca_cert = load_certificate(settings.ca_certificate)
         self._slots: dict[str, _Slot] = {}
         self._pcsc_running = False
         self._refused_pin: set[str] = set()
         self._attempts = 0
-        self._watcher: _Watcher | None = None
+        self._watcher: Watcher | None = None
 
     # --- lifecycle ---
 
@@ -188,7 +107,7 @@ class HardwareKeyActor(pykka.ThreadingActor):
                            "any PIV key counts as valid")
         if self._pin is None:
             logger.info("hardware keys: no PIN configured; keys are asked to sign without one")
-        self._watcher = _Watcher(self.actor_ref, self._settings.ignore_readers)
+        self._watcher = Watcher(self.actor_ref, self._settings.ignore_readers)
         self._watcher.start()
 
     def on_stop(self) -> None:
@@ -203,10 +122,6 @@ class HardwareKeyActor(pykka.ThreadingActor):
         """``{"pcsc": "running"|"unavailable", "keys": [...]}`` as GET /hardware_key shows."""
         return {"pcsc": "running" if self._pcsc_running else "unavailable", "keys": self._keys()}
 
-    def valid_serials(self) -> list[str]:
-        """Serials of the keys valid at the last check (not a live check: see KeyGate)."""
-        return [k["serial"] for k in self._keys() if k["state"] == STATE_VALID]
-
     def live_check(self) -> list[dict[str, Any]]:
         """Ask every key held open for its serial now, then report all keys (as status)."""
         for slot in self._slots.values():
@@ -217,9 +132,9 @@ class HardwareKeyActor(pykka.ThreadingActor):
     # --- messages from the watcher and the connect workers ---
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _ReadersSeen):
+        if isinstance(message, ReadersSeen):
             self._on_readers(message.readers)
-        elif isinstance(message, _Tick):
+        elif isinstance(message, Tick):
             self._on_tick()
         elif isinstance(message, _LinkOpened):
             self._on_link_opened(message)
@@ -379,158 +294,3 @@ class HardwareKeyActor(pykka.ThreadingActor):
     def _keys(self) -> list[dict[str, Any]]:
         return [s.as_dict() for _, s in sorted(self._slots.items())
                 if s.present and s.state is not None]
-
-
-class _Watcher:
-    """A thread that reports readers and card presence to the actor, and ticks it.
-
-    It has its own PC/SC context and waits in ``SCardGetStatusChange`` (bounded by
-    ``WATCH_PERIOD``), so a card event reaches the actor as soon as pcscd sees it.
-    """
-
-    def __init__(self, actor_ref: pykka.ActorRef[Any], ignore: tuple[str, ...]) -> None:
-        self._ref = actor_ref
-        self._ignore = ignore
-        self._stop = threading.Event()
-        self._context: int | None = None
-        self._thread = threading.Thread(target=self._run, name="pcsc-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        context = self._context
-        if context is not None:
-            scard.SCardCancel(context)
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        last: dict[str, tuple[bool, int]] | str | None = "unknown"
-        try:
-            while not self._stop.is_set():
-                seen, states = self._look()
-                if seen != last:
-                    self._tell(_ReadersSeen(seen))
-                    last = seen
-                self._tell(_Tick())
-                self._wait(states)
-        except pykka.ActorDeadError:
-            pass
-        finally:
-            self._release()
-
-    def _tell(self, message: Any) -> None:
-        self._ref.tell(message)
-
-    def _look(self) -> tuple[dict[str, tuple[bool, int]] | None, list[tuple[str, int]]]:
-        """Current readers and card states, or None when pcscd does not answer."""
-        if self._context is None:
-            hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-            if hresult != scard.SCARD_S_SUCCESS:
-                return None, []
-            self._context = context
-        hresult, readers = scard.SCardListReaders(self._context, [])
-        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
-            return {}, []
-        if hresult != scard.SCARD_S_SUCCESS:
-            self._release()
-            return None, []
-        names = [r for r in readers if not any(i in r for i in self._ignore)]
-        if not names:
-            return {}, []
-        hresult, states = scard.SCardGetStatusChange(
-            self._context, 0, [(r, scard.SCARD_STATE_UNAWARE) for r in names]
-        )
-        if hresult != scard.SCARD_S_SUCCESS:
-            self._release()
-            return None, []
-        seen = {name: (bool(ev & scard.SCARD_STATE_PRESENT), (ev >> 16) & 0xFFFF)
-                for name, ev, _atr in states}
-        return seen, [(name, ev) for name, ev, _atr in states]
-
-    def _wait(self, states: list[tuple[str, int]]) -> None:
-        """Sleep until a card event or ``WATCH_PERIOD``, whichever comes first."""
-        if self._context is None or not states:
-            self._stop.wait(WATCH_PERIOD)
-            return
-        current = [(name, ev & ~scard.SCARD_STATE_CHANGED) for name, ev in states]
-        hresult, _ = scard.SCardGetStatusChange(self._context, int(WATCH_PERIOD * 1000), current)
-        if hresult not in (scard.SCARD_S_SUCCESS, SCARD_E_TIMEOUT, scard.SCARD_E_CANCELLED):
-            self._stop.wait(WATCH_PERIOD)
-
-    def _release(self) -> None:
-        context, self._context = self._context, None
-        if context is not None:
-            scard.SCardReleaseContext(context)
-
-
-class KeyGate:
-    """Answers "is the key valid NOW?" for many request threads at once.
-
-    Freshness and coalescing (hardware-key.md §4): a check must start after the request
-    arrived; requests that arrive while a check runs wait for the next check, which then
-    answers them all with one live APDU round on the card. Thread-safe; not an actor.
-    """
-
-    def __init__(self, actor_ref: pykka.ActorRef[Any], timeout: float) -> None:
-        self._proxy = actor_ref.proxy()
-        self._timeout = timeout
-        self._cond = threading.Condition()
-        self._started = 0
-        self._finished = 0
-        self._running = False
-        self._keys: list[dict[str, Any]] | None = None
-
-    def check(self, serial: str | None, action: str) -> str:
-        """The serial of the valid key (``serial``, or any when None) or FloatkeyError."""
-        keys = self._fresh_keys()
-        if keys is None:
-            raise key_not_accessible(action)
-        return _pick(keys, serial, action)
-
-    def _fresh_keys(self) -> list[dict[str, Any]] | None:
-        deadline = time.monotonic() + self._timeout
-        with self._cond:
-            needed = self._started + 1
-            while self._finished < needed:
-                if not self._running:
-                    self._lead()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            return self._keys
-
-    def _lead(self) -> None:
-        """Run one check for everyone waiting (called and returning with the lock held)."""
-        self._running = True
-        self._started += 1
-        number = self._started
-        self._cond.release()
-        keys: list[dict[str, Any]] | None = None
-        try:
-            keys = self._proxy.live_check().get(timeout=self._timeout)
-        except (pykka.Timeout, pykka.ActorDeadError):
-            logger.warning("hardware keys: the key actor did not answer a check in time")
-        finally:
-            self._cond.acquire()
-            self._running = False
-            self._finished = number
-            self._keys = keys
-            self._cond.notify_all()
-
-
-def _pick(keys: list[dict[str, Any]], serial: str | None, action: str) -> str:
-    wanted: Callable[[dict[str, Any]], bool] = (
-        (lambda k: True) if serial is None else (lambda k: k["serial"] in (serial, None))
-    )
-    candidates = [k for k in keys if wanted(k)]
-    for key in candidates:
-        if key["state"] == STATE_VALID:
-            return str(key["serial"])
-    if any(k["state"] == STATE_BUSY for k in candidates):
-        raise reader_busy()
-    raise key_not_accessible(action)

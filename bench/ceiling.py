@@ -16,8 +16,8 @@ from typing import Any
 
 import cherrypy
 
-from floatkey import affinity
-from floatkey.config import Settings
+from floatkey.app import affinity
+from floatkey.app.config import Settings
 from floatkey.web.server import server_config
 
 

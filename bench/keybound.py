@@ -110,7 +110,7 @@ def plug_virtual_key(workdir: Path, ca_dir: Path, pin_file: Path) -> Child:
 
 def write_key_config(workdir: Path, settings: ServerSettings) -> tuple[Path, Path, Path]:
     """(config, CA folder, PIN file) in ``workdir``: a fresh vendor CA and an owner-only PIN."""
-    from floatkey.ca import CA_CERT_FILE, create_ca
+    from floatkey.hardware.ca import CA_CERT_FILE, create_ca
 
     ca_dir = workdir / "vendor-ca"
     create_ca(ca_dir)

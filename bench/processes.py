@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from floatkey.config import Settings
+from floatkey.app.config import Settings
 
 _URL = re.compile(r"listening on (https?://[^\s:]+:\d+)")
 _TICKS = os.sysconf("SC_CLK_TCK")

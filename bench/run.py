@@ -29,7 +29,7 @@ from bench.processes import ServerSettings
 from bench.register import register_scenario
 from bench.report import Report
 from bench.scale_run import scale_scenario
-from floatkey import affinity
+from floatkey.app import affinity
 
 SCENARIOS = ("register", "scale", "keybound")
 

@@ -14,11 +14,11 @@ release seats through them, and stop them, without HTTP::
 
 __version__ = "0.1.0"
 
-from floatkey.config import Settings
-from floatkey.config import load as load_settings
+from floatkey.app.config import Settings
+from floatkey.app.config import load as load_settings
+from floatkey.app.system import EXIT_NO_HARDWARE_KEY, Floatkey
 from floatkey.errors import FloatkeyError
 from floatkey.rules.seats import ClientInfo
-from floatkey.system import EXIT_NO_HARDWARE_KEY, Floatkey
 
 __all__ = [
     "EXIT_NO_HARDWARE_KEY",

@@ -1,5 +1,5 @@
 import sys
 
-from floatkey.cli import main
+from floatkey.app.cli import main
 
 sys.exit(main())

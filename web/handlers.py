@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from floatkey import inputs
-from floatkey.system import Floatkey
+from floatkey.app.system import Floatkey
 from floatkey.web import fields as f
 from floatkey.web import pages
 

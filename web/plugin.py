@@ -5,7 +5,7 @@ from __future__ import annotations
 import cherrypy
 from cherrypy.process import plugins
 
-from floatkey.system import Floatkey
+from floatkey.app.system import Floatkey
 
 
 class FloatkeyPlugin(plugins.SimplePlugin):

@@ -8,11 +8,11 @@ from typing import Any
 
 import cherrypy
 
-from floatkey import affinity
-from floatkey.config import Settings
-from floatkey.system import Floatkey
+from floatkey.app import affinity
+from floatkey.app.config import Settings
+from floatkey.app.system import Floatkey
+from floatkey.web.access import AuthPlugin, AuthWeb
 from floatkey.web.api import build_table
-from floatkey.web.auth import AuthPlugin, AuthWeb
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
 from floatkey.web.routes import Route

@@ -17,9 +17,9 @@ from typing import Any
 import cherrypy
 
 from floatkey import __version__
-from floatkey.config import Settings
+from floatkey.app.config import Settings
+from floatkey.app.system import Floatkey
 from floatkey.errors import FloatkeyError, StorageError, not_stored
-from floatkey.system import Floatkey
 from floatkey.web import pages
 from floatkey.web.routes import Route, RouteTable
 

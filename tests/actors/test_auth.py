@@ -9,13 +9,13 @@ from typing import Any
 import argon2
 import pytest
 
-from floatkey.accounts import Accounts
 from floatkey.actors.auth import AuthActor, UserHolder
+from floatkey.auth.accounts import Accounts
+from floatkey.auth.hashing import PasswordHashing
+from floatkey.auth.throttle import Throttle
+from floatkey.auth.tokens import TokenSigner
 from floatkey.errors import FloatkeyError
-from floatkey.hashing import PasswordHashing
-from floatkey.rules.throttle import Throttle
 from floatkey.storage import Storage
-from floatkey.tokens import TokenSigner
 
 PW = "correct horse battery"
 PW2 = "another long passphrase"

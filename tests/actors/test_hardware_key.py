@@ -12,15 +12,14 @@ import pykka
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from floatkey import ca, listener
-from floatkey.actors.hardware_key import (
-    BUSY_MESSAGE,
-    HardwareKeyActor,
-    HardwareKeyListener,
-    KeyGate,
-)
-from floatkey.config import HardwareKeySettings
+from floatkey import listener
+from floatkey.actors.hardware_key import HardwareKeyActor
+from floatkey.app.config import HardwareKeySettings
 from floatkey.errors import FloatkeyError
+from floatkey.hardware import ca
+from floatkey.hardware.gate import KeyGate
+from floatkey.hardware.listener import HardwareKeyListener
+from floatkey.hardware.pcsc import BUSY_MESSAGE
 from tests.support.pcsc import PORTS, READERS, TEST_PIN, wait_for
 
 ACTION = "registering user"
@@ -48,6 +47,10 @@ def start_actor(pcscd, ca_file: Path) -> Iterator[Any]:
     yield start
     for ref in refs:
         ref.stop(timeout=10)
+
+
+def valid_serials(ref: pykka.ActorRef[Any]) -> list[str]:
+    return [k["serial"] for k in ref.proxy().status().get(timeout=5)["keys"] if k["state"] == "valid"]
 
 
 def keys(ref: pykka.ActorRef[Any]) -> dict[str, dict[str, Any]]:
@@ -89,10 +92,10 @@ def test_plug_pull_replug_with_events(start_actor, virtual_keys, make_test_card)
         assert (key["serial"], key["reason"]) == ("1001", None)
         assert key["since"].tzinfo is not None
         assert ref.proxy().status().get()["pcsc"] == "running"
-        assert ref.proxy().valid_serials().get() == ["1001"]
+        assert valid_serials(ref) == ["1001"]
         virtual_keys.pull()
         wait_state(ref, READERS[0], None)
-        assert ref.proxy().valid_serials().get() == []
+        assert valid_serials(ref) == []
         virtual_keys.plug(make_test_card(1001))
         wait_state(ref, READERS[0], "valid")
         expected = [("connected", "1001", READERS[0]), ("disconnected", "1001", READERS[0])] * 2
@@ -147,7 +150,7 @@ def test_exclusive_holder_makes_reader_busy(start_actor, virtual_keys, make_test
     ref = start_actor()
     key = wait_state(ref, READERS[0], "reader_busy", timeout=5)
     assert key["reason"] == BUSY_MESSAGE
-    gate = KeyGate(ref, timeout=5)
+    gate = KeyGate(ref.proxy().live_check, timeout=5)
     with pytest.raises(FloatkeyError) as error:
         gate.check(None, ACTION)
     assert error.value.code == "hardware_key_reader_busy"
@@ -164,7 +167,7 @@ def test_transaction_holder_makes_reader_busy_without_hang(start_actor, virtual_
     ref = start_actor(pcsc_timeout=0.5)
     wait_state(ref, READERS[0], "reader_busy", timeout=5)
     assert time.monotonic() - started < 5
-    gate = KeyGate(ref, timeout=5)
+    gate = KeyGate(ref.proxy().live_check, timeout=5)
     began = time.monotonic()
     with pytest.raises(FloatkeyError) as error:
         gate.check("1007", ACTION)
@@ -180,7 +183,7 @@ def test_two_keys_in_two_readers(start_actor, virtual_keys, make_test_card) -> N
     virtual_keys.plug(make_test_card(2002), port=35964)
     wait_state(ref, PORTS[35963], "valid")
     wait_state(ref, PORTS[35964], "valid")
-    gate = KeyGate(ref, timeout=5)
+    gate = KeyGate(ref.proxy().live_check, timeout=5)
     assert gate.check("2001", ACTION) == "2001"
     assert gate.check("2002", ACTION) == "2002"
     virtual_keys.pull(35963)
@@ -204,7 +207,7 @@ def test_gate_fails_within_a_second_of_the_pull(start_actor, virtual_keys,
     ref = start_actor()
     virtual_keys.plug(make_test_card(3001))
     wait_state(ref, READERS[0], "valid")
-    gate = KeyGate(ref, timeout=5)
+    gate = KeyGate(ref.proxy().live_check, timeout=5)
     assert gate.check("3001", ACTION) == "3001"
     virtual_keys.keys[35963].unplug()
     pulled = time.monotonic()
@@ -221,7 +224,7 @@ def test_gate_wrong_serial_is_not_accessible(start_actor, virtual_keys, make_tes
     virtual_keys.plug(make_test_card(3002))
     wait_state(ref, READERS[0], "valid")
     with pytest.raises(FloatkeyError) as error:
-        KeyGate(ref, timeout=5).check("999", "adding consumption")
+        KeyGate(ref.proxy().live_check, timeout=5).check("999", "adding consumption")
     assert error.value.code == "hardware_key_not_accessible"
     assert error.value.message.endswith(": adding consumption")
 
@@ -231,7 +234,7 @@ def test_gate_coalesces_concurrent_checks(start_actor, virtual_keys, make_test_c
     card = make_test_card(3003)
     virtual_keys.plug(card)
     wait_state(ref, READERS[0], "valid")
-    gate = KeyGate(ref, timeout=5)
+    gate = KeyGate(ref.proxy().live_check, timeout=5)
     threads, rounds = 32, 50
     barrier = threading.Barrier(threads)
     failures: list[BaseException] = []

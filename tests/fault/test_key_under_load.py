@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from floatkey.system import EXIT_NO_HARDWARE_KEY
+from floatkey.app.system import EXIT_NO_HARDWARE_KEY
 from tests.fault.support import Client, Transport
 from tests.fault.test_kill_during_load import Worker, audit
 from tests.support.server import ServerProcess, wait_until

@@ -3,7 +3,7 @@
 ``pcscd`` (session) starts ``pcscd --foreground`` as a child process and stops it by PID.
 It refuses to share: if a pcscd it did not start already serves the socket, the session
 fails with a message saying so (stop that pcscd, or run the tests in a container).
-``virtual_keys`` plugs :class:`floatkey.virtual_key.VirtualKey` instances into vpcd's two
+``virtual_keys`` plugs :class:`floatkey.hardware.virtual_key.VirtualKey` instances into vpcd's two
 readers and unplugs them after the test. Everything waits for a state, with a deadline.
 """
 
@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from smartcard import scard
 
-from floatkey.virtual_key import VirtualCard, VirtualKey, make_card
+from floatkey.hardware.virtual_key import VirtualCard, VirtualKey, make_card
 from tests.support.server import ServerProcess
 
 PCSCD_SOCKET = Path(os.environ.get("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm"))
@@ -183,7 +183,7 @@ def virtual_keys(pcscd: subprocess.Popen[bytes]) -> Iterator[KeyRack]:
 @pytest.fixture(scope="session")
 def test_ca() -> tuple[Any, Any]:
     """A vendor CA (key, certificate) made once per session, in memory."""
-    from floatkey.ca import make_ca
+    from floatkey.hardware.ca import make_ca
 
     return make_ca("floatkey test CA")
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from floatkey.system import EXIT_NO_HARDWARE_KEY
+from floatkey.app.system import EXIT_NO_HARDWARE_KEY
 from tests.support.pcsc import READERS
 from tests.support.server import ServerProcess, wait_until
 
@@ -109,7 +109,7 @@ def test_another_key_does_not_satisfy_a_license_bound_to_the_first(
 
 
 def test_keys_that_are_not_trusted_do_not_count(key_servers, virtual_keys, make_test_card):
-    from floatkey.ca import make_ca
+    from floatkey.hardware.ca import make_ca
 
     server = key_servers()
     other_key, other_cert = make_ca("someone else's CA")

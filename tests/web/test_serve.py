@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from floatkey.affinity import choose, format_cpus, pinned_elsewhere
+from floatkey.app.affinity import choose, format_cpus, pinned_elsewhere
 from tests.support.server import ServerProcess
 
 

@@ -6,8 +6,8 @@ import cherrypy
 import pytest
 import requests
 
-from floatkey.config import Settings
-from floatkey.system import Floatkey
+from floatkey.app.config import Settings
+from floatkey.app.system import Floatkey
 from floatkey.web.api import build_table
 from floatkey.web.routes import PUBLIC, Route
 from floatkey.web.server import build_app, server_config

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from floatkey.config import Settings
-from floatkey.users import accounts
+from floatkey.app.config import Settings
+from floatkey.app.users_command import accounts
 from tests.support.server import ServerProcess
 
 PW = "correct horse battery"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from floatkey.errors import FloatkeyError
-from floatkey.rules.passwords import (
+from floatkey.auth.passwords import (
     MAX_LENGTH,
     MIN_LENGTH,
     check_password,
@@ -14,6 +13,7 @@ from floatkey.rules.passwords import (
     password_problems,
     username_problems,
 )
+from floatkey.errors import FloatkeyError
 
 
 def test_a_long_phrase_is_accepted() -> None:

@@ -1,4 +1,4 @@
-from floatkey.rules.identity import hardware_id
+from floatkey.hardware.hardware_id import hardware_id
 
 MACHINE = "machine-id"
 

@@ -14,17 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from floatkey import __version__, config
+from floatkey import __version__
+from floatkey.app import config
 from floatkey.errors import ConfigError, FloatkeyError, StorageError
 
 logger = logging.getLogger("floatkey")
 
 #: Subcommands that live in their own modules, each with ``main(argv) -> int``.
 DELEGATED = {
-    "doctor": "floatkey.doctor",
-    "ca": "floatkey.ca",
-    "virtual-key": "floatkey.virtual_key",
-    "users": "floatkey.users",
+    "doctor": "floatkey.hardware.doctor",
+    "ca": "floatkey.hardware.ca",
+    "virtual-key": "floatkey.hardware.virtual_key",
+    "users": "floatkey.app.users_command",
 }
 
 
@@ -139,12 +140,12 @@ def setup_logging(settings: config.Settings) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from floatkey.assembly import build_system
+    from floatkey.app.system import Floatkey
     from floatkey.web.serve import serve
 
     settings = load_settings(args)
     setup_logging(settings)
-    serve(settings, build_system(settings))
+    serve(settings, Floatkey(settings))
     return 0
 
 
@@ -199,11 +200,11 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def _direct(args: argparse.Namespace) -> Any:
-    from floatkey.assembly import build_system
+    from floatkey.app.system import Floatkey
 
     settings = load_settings(args)
     setup_logging(settings)
-    return build_system(settings)
+    return Floatkey(settings)
 
 
 def _http(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -12,8 +12,8 @@ import logging
 import pykka
 
 from floatkey.actors.directory import DirectoryListener
-from floatkey.actors.hardware_key import HardwareKeyListener
-from floatkey.rules.identity import hardware_id
+from floatkey.hardware.hardware_id import hardware_id
+from floatkey.hardware.listener import HardwareKeyListener
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from floatkey import ca
+from floatkey.hardware import ca
 from tests.support.pcsc import READERS, TEST_PIN, card_present, wait_for
 
 TOOL = "yubico-piv-tool"
@@ -70,11 +70,11 @@ def test_command_line_key_plugs_in_and_pulls_out(pcscd, tmp_path: Path) -> None:
     pin_file = tmp_path / "pin"
     pin_file.write_text(TEST_PIN + "\n")
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from floatkey.virtual_key import main; "
+        [sys.executable, "-c", "import sys; from floatkey.hardware.virtual_key import main; "
          "sys.exit(main())", "--serial", "8675309", "--pin-file", str(pin_file),
          "--ca-dir", str(tmp_path / "ca"), "--port", "35964"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
     )
     try:
         wait_for(lambda: card_present(READERS[1]) or process.poll() is not None, 15,
@@ -96,7 +96,7 @@ def test_command_line_key_plugs_in_and_pulls_out(pcscd, tmp_path: Path) -> None:
 
 
 def test_command_line_needs_a_pin(capsys: pytest.CaptureFixture[str]) -> None:
-    from floatkey.virtual_key import main
+    from floatkey.hardware.virtual_key import main
 
     with pytest.raises(SystemExit):
         main(["--serial", "1"])

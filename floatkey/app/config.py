@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from floatkey import affinity
+from floatkey.app import affinity
+from floatkey.auth import client_address
 from floatkey.errors import ConfigError
-from floatkey.rules import client_address
 
 
 @dataclass(frozen=True)

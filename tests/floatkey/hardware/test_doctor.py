@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from floatkey import ca, doctor
+from floatkey.hardware import ca, doctor
 from tests.support.pcsc import READERS, TEST_PIN
 
 SS_SAMPLE = """\

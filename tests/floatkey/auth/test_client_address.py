@@ -1,6 +1,6 @@
 import pytest
 
-from floatkey.rules.client_address import client_address, networks
+from floatkey.auth.client_address import client_address, networks
 
 PROXIES = networks(["10.0.0.5", "fd00::/8", "192.168.1.0/24"])
 

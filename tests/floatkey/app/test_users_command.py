@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from floatkey import tokens, users
-from floatkey.config import Settings
+from floatkey.app import users_command as users
+from floatkey.app.config import Settings
+from floatkey.auth import tokens
 from floatkey.errors import FloatkeyError
 from tests.support.server import ServerProcess
 

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from floatkey import ca, piv
+from floatkey.hardware import ca, piv
 
 WARNING = (
     "WARNING: floatkey virtual key - for trials and tests only. Anyone who can reach vpcd's "

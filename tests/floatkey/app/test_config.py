@@ -2,11 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from floatkey import config
-from floatkey.config import Settings
+from floatkey.app import config
+from floatkey.app.config import Settings
 from floatkey.errors import ConfigError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "conf" / "floatkey.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "conf" / "floatkey.yaml"
 
 
 def test_the_commented_example_holds_exactly_the_embedded_defaults():

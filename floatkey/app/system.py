@@ -15,25 +15,25 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import pykka
 
 from floatkey import __version__, inputs
 from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
-from floatkey.actors.hardware_key import HardwareKeyActor, KeyGate
-from floatkey.actors.identity import IdentityActor, IdentityHolder
+from floatkey.actors.hardware_id import IdentityActor, IdentityHolder
+from floatkey.actors.hardware_key import HardwareKeyActor
 from floatkey.actors.license import LicenseRequest, Ticket
-from floatkey.config import HardwareKeySettings, Settings
+from floatkey.app.config import Settings
 from floatkey.errors import (
-    ConfigError,
     FloatkeyError,
     StorageError,
-    key_not_accessible,
     license_removed,
     overloaded,
 )
-from floatkey.identity import machine_hardware_id
+from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
+from floatkey.hardware.machine_id import machine_hardware_id
+from floatkey.hardware.pin import read_pin
 from floatkey.rules.policy import Policy, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
@@ -47,19 +47,6 @@ EXIT_NO_HARDWARE_KEY = 75
 
 
 NO_CLIENT = ClientInfo()
-
-
-class KeyChecker(Protocol):
-    """Verifies, now, that a hardware key is present and valid (see actors/hardware_key.py)."""
-
-    def check(self, serial: str | None, action: str) -> str: ...
-
-
-class NoKeys:
-    """The key checker of a server without a hardware-key subsystem: no key is ever valid."""
-
-    def check(self, serial: str | None, action: str) -> str:
-        raise key_not_accessible(action)
 
 
 class Floatkey:
@@ -122,7 +109,7 @@ class Floatkey:
         settings = self.settings.hardware_key
         ref = HardwareKeyActor.start(settings, read_pin(settings))
         self._refs.append(ref)
-        return KeyGate(ref, self._timeout)
+        return KeyGate(ref.proxy().live_check, self._timeout)
 
     def stop(self) -> None:
         if self._sweeper is not None:
@@ -326,18 +313,6 @@ class Floatkey:
     def _wait(self, seq: int) -> None:
         assert self.storage is not None
         self.storage.wait(seq, self._timeout)
-
-
-def read_pin(settings: HardwareKeySettings) -> str | None:
-    """The PIV PIN from ``pinFile`` or the ``pinEnv`` variable; None when neither is set."""
-    if settings.pin_file is not None:
-        try:
-            return settings.pin_file.read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise ConfigError(
-                f"hardwareKey.pinFile: cannot read {settings.pin_file}: {exc.strerror}"
-            ) from None
-    return os.environ.get(settings.pin_env) or None
 
 
 #: Licenses swept at once (see _Sweeper).

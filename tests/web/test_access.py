@@ -17,10 +17,10 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from floatkey.config import Settings
-from floatkey.users import accounts
+from floatkey.app.config import Settings
+from floatkey.app.users_command import accounts
+from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
-from floatkey.web.auth import AuthWeb
 from floatkey.web.openapi import OpenApi
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from tests.support.server import ServerProcess

@@ -20,16 +20,16 @@ from typing import Any
 import cherrypy
 from cherrypy.process import plugins
 
-from floatkey import inputs, tokens
-from floatkey.accounts import Accounts, unauthorized
+from floatkey import inputs
 from floatkey.actors.auth import AuthActor, UserHolder, UserView
-from floatkey.config import Settings
+from floatkey.app.config import Settings
+from floatkey.app.system import Floatkey
+from floatkey.auth import client_address, tokens
+from floatkey.auth.accounts import Accounts, unauthorized
+from floatkey.auth.hashing import PasswordHashing
+from floatkey.auth.passwords import ROLES
+from floatkey.auth.throttle import Throttle
 from floatkey.errors import FloatkeyError
-from floatkey.hashing import PasswordHashing
-from floatkey.rules import client_address
-from floatkey.rules.passwords import ROLES
-from floatkey.rules.throttle import Throttle
-from floatkey.system import Floatkey
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from floatkey.web.server import JsonError
 

@@ -21,15 +21,15 @@ from pathlib import Path
 
 from cryptography import x509
 
-from floatkey import piv
-from floatkey.actors.hardware_key import (
+from floatkey.app.config import HardwareKeySettings
+from floatkey.hardware import piv
+from floatkey.hardware.pcsc import (
     SCARD_E_SHARING_VIOLATION,
     CardLink,
     PcscError,
     open_link,
     scard,
 )
-from floatkey.config import HardwareKeySettings
 
 PCSCD_SOCKET = "/run/pcscd/pcscd.comm"
 MACOS_GUIDANCE = (
@@ -193,7 +193,7 @@ def _readers(out: Printer) -> list[tuple[str, bool, bytes]] | None:
 def _settings(args: argparse.Namespace) -> HardwareKeySettings:
     settings = HardwareKeySettings()
     if args.config is not None:
-        from floatkey.config import load
+        from floatkey.app.config import load
 
         settings = load(args.config).hardware_key
     return settings
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None, out: Printer = print) -> int:
     ca_path = args.ca or settings.ca_certificate
     ca = None
     if ca_path is not None:
-        from floatkey.ca import load_certificate
+        from floatkey.hardware.ca import load_certificate
 
         ca = load_certificate(ca_path)
     pin = _pin(args, settings)

@@ -14,10 +14,10 @@ from typing import Any
 import pykka
 
 from floatkey.actors.auth import UserHolder, UserView
+from floatkey.auth.hashing import PasswordHashing
+from floatkey.auth.passwords import check_password, check_role, check_username
+from floatkey.auth.tokens import InvalidToken, TokenSigner
 from floatkey.errors import FloatkeyError
-from floatkey.hashing import PasswordHashing
-from floatkey.rules.passwords import check_password, check_role, check_username
-from floatkey.tokens import InvalidToken, TokenSigner
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from floatkey import ca, piv
-from floatkey.virtual_key import VirtualCard, make_card
+from floatkey.hardware import ca, piv
+from floatkey.hardware.virtual_key import VirtualCard, make_card
 
 PIN = "135790"
 

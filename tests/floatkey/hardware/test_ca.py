@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from floatkey import ca
+from floatkey.hardware import ca
 
 
 def test_create_ca_writes_owner_only_key_and_ca_certificate(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from floatkey.rules.throttle import Throttle
+from floatkey.auth.throttle import Throttle
 
 USER = ("user", "alice")
 ADDR = ("address", "10.0.0.1")

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from floatkey import affinity
+from floatkey.app import affinity
 from floatkey.errors import ConfigError
 from tests.support.server import wait_until
 
@@ -121,7 +121,7 @@ def test_cpu_sets_are_shown_as_in_proc_status(cpus, shown):
 
 PIN_IN_A_CHILD = textwrap.dedent("""
     import os, threading
-    from floatkey import affinity
+    from floatkey.app import affinity
     started = threading.Event(); done = threading.Event()
     def idle():
         started.set(); done.wait()

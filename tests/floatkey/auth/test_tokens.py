@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from floatkey import tokens
+from floatkey.auth import tokens
+from floatkey.auth.tokens import InvalidToken, TokenSigner
 from floatkey.errors import StorageError
-from floatkey.tokens import InvalidToken, TokenSigner
 
 SECRET = b"s" * 32
 NOW = int(time.time())

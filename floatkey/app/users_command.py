@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from floatkey import config, tokens
-from floatkey.accounts import Accounts
 from floatkey.actors.auth import AuthActor, UserHolder
+from floatkey.app import config
+from floatkey.auth import tokens
+from floatkey.auth.accounts import Accounts
+from floatkey.auth.hashing import PasswordHashing
+from floatkey.auth.passwords import ROLES
+from floatkey.auth.throttle import Throttle
 from floatkey.errors import ConfigError, FloatkeyError, StorageError
-from floatkey.hashing import PasswordHashing
-from floatkey.rules.passwords import ROLES
-from floatkey.rules.throttle import Throttle
 from floatkey.storage import Storage
 
 _WHILE_RUNNING = {

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pykka
 import pytest
 
-from floatkey import Floatkey, FloatkeyError, Settings, system
+from floatkey import Floatkey, FloatkeyError, Settings
 from floatkey.actors.directory import IndexHolder, LicenseEntry, LicenseIndex
 from floatkey.actors.hardware_key import HardwareKeyActor
+from floatkey.app import system
+from floatkey.app.system import EXIT_NO_HARDWARE_KEY, SWEEP_GROUP, _Sweeper
 from floatkey.errors import key_not_accessible
-from floatkey.system import EXIT_NO_HARDWARE_KEY, SWEEP_GROUP, _Sweeper
 from tests.support.server import wait_until
 
 
