@@ -58,17 +58,32 @@ class UserView:
 
     def public(self) -> dict[str, Any]:
         """What the API shows of a user: never the hash or the stamp."""
-        return {"username": self.username, "role": self.role, "created_at": format_time(self.created_at),
-                "must_change_password": self.must_change_password}
+        return {
+            "username": self.username,
+            "role": self.role,
+            "created_at": format_time(self.created_at),
+            "must_change_password": self.must_change_password,
+        }
 
     def record(self) -> dict[str, Any]:
-        return {"role": self.role, "hash": self.password_hash, "stamp": self.stamp,
-                "must_change": self.must_change_password, "created_at": self.created_at}
+        return {
+            "role": self.role,
+            "hash": self.password_hash,
+            "stamp": self.stamp,
+            "must_change": self.must_change_password,
+            "created_at": self.created_at,
+        }
 
     @classmethod
     def from_record(cls, username: str, record: Mapping[str, Any]) -> UserView:
-        return cls(username, record["role"], record["hash"], record["stamp"], record["must_change"],
-                   record["created_at"])
+        return cls(
+            username,
+            record["role"],
+            record["hash"],
+            record["stamp"],
+            record["must_change"],
+            record["created_at"],
+        )
 
 
 @dataclass(frozen=True)
@@ -134,11 +149,18 @@ class AuthActor(pykka.ThreadingActor):
     def _create_initial_admin(self, password: str) -> None:
         hashing = self._hashing or PasswordHashing()
         user = UserView(INITIAL_ADMIN, ADMIN, hashing.hash(password), _new_stamp(), True, self._clock())
-        self._storage.write_now([("put", DB, _key(INITIAL_ADMIN), user.record()),
-                                 ("put", DB, _BOOTSTRAPPED, format_time(self._clock()))])
+        self._storage.write_now(
+            [
+                ("put", DB, _key(INITIAL_ADMIN), user.record()),
+                ("put", DB, _BOOTSTRAPPED, format_time(self._clock())),
+            ]
+        )
         self._users[INITIAL_ADMIN] = user
-        logger.warning("initial admin %r created from auth.initialAdminPassword; its password must be "
-                       "changed at first login", INITIAL_ADMIN)
+        logger.warning(
+            "initial admin %r created from auth.initialAdminPassword; its password must be "
+            "changed at first login",
+            INITIAL_ADMIN,
+        )
 
     # Users
 
@@ -205,8 +227,13 @@ class AuthActor(pykka.ThreadingActor):
     def login_failed(self, username: str, address: str) -> None:
         throttled = self._throttle.fail(_throttle_keys(username, address), self._monotonic())
         for kind, value in throttled:
-            logger.warning("logins throttled for %s %r after %d failures within %d s", kind, value,
-                           self._throttle.max_failures, self._throttle.window)
+            logger.warning(
+                "logins throttled for %s %r after %d failures within %d s",
+                kind,
+                value,
+                self._throttle.max_failures,
+                self._throttle.window,
+            )
 
     def login_succeeded(self, username: str) -> None:
         self._throttle.forget(("user", username))
@@ -242,6 +269,7 @@ def _throttle_keys(username: str, address: str) -> tuple[tuple[str, str], tuple[
 
 
 def _last_admin(username: str) -> FloatkeyError:
-    return FloatkeyError("validation_error",
-                         f"{username!r} is the last admin; add another admin first, or nobody "
-                         "could administer this server.")
+    return FloatkeyError(
+        "validation_error",
+        f"{username!r} is the last admin; add another admin first, or nobody could administer this server.",
+    )

@@ -135,12 +135,14 @@ class DirectoryActor(pykka.ThreadingActor):
 
     def add(self, policy: Policy) -> tuple[dict[str, Any], int]:
         """Create a license from ``policy``; answers its license object and the write to wait for."""
-        license_id = (self._storage.get("meta", _NEXT_ID) or 1)
+        license_id = self._storage.get("meta", _NEXT_ID) or 1
         book = LicenseBook(license_id=license_id, policy=policy, added_at=self._clock())
-        seq = self._storage.write([
-            ("put", "meta", _NEXT_ID, license_id + 1),
-            ("put", "licenses", keys.license_key(license_id), license_record(book)),
-        ])
+        seq = self._storage.write(
+            [
+                ("put", "meta", _NEXT_ID, license_id + 1),
+                ("put", "licenses", keys.license_key(license_id), license_record(book)),
+            ]
+        )
         self._storage.wait(seq)
         self._start_license(book)
         self._publish()
@@ -162,11 +164,13 @@ class DirectoryActor(pykka.ThreadingActor):
         self._publish()
         entry.ref.stop()
         prefix = keys.license_key(license_id)
-        seq = self._storage.write([
-            ("delete", "licenses", prefix, None),
-            ("delete_prefix", "seats", prefix, None),
-            ("delete_prefix", "feature_seats", prefix, None),
-        ])
+        seq = self._storage.write(
+            [
+                ("delete", "licenses", prefix, None),
+                ("delete_prefix", "seats", prefix, None),
+                ("delete_prefix", "feature_seats", prefix, None),
+            ]
+        )
         try:
             self._storage.wait(seq)
         except StorageError:

@@ -77,8 +77,13 @@ class _Slot:
     since: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"serial": self.serial, "reader": self.reader, "state": self.state,
-                "reason": self.reason, "since": self.since}
+        return {
+            "serial": self.serial,
+            "reader": self.reader,
+            "state": self.state,
+            "reason": self.reason,
+            "since": self.since,
+        }
 
 
 class HardwareKeyActor(pykka.ThreadingActor):
@@ -103,8 +108,10 @@ class HardwareKeyActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         if self._ca_cert is None:
-            logger.warning("hardware keys: no vendor CA configured (hardwareKey.caCertificate); "
-                           "any PIV key counts as valid")
+            logger.warning(
+                "hardware keys: no vendor CA configured (hardwareKey.caCertificate); "
+                "any PIV key counts as valid"
+            )
         if self._pin is None:
             logger.info("hardware keys: no PIN configured; keys are asked to sign without one")
         self._watcher = Watcher(self.actor_ref, self._settings.ignore_readers)
@@ -147,8 +154,7 @@ class HardwareKeyActor(pykka.ThreadingActor):
             self._pcsc_running = False
             readers = {}
         elif not self._pcsc_running:
-            logger.info("hardware keys: PC/SC service available, readers: %s",
-                        ", ".join(readers) or "none")
+            logger.info("hardware keys: PC/SC service available, readers: %s", ", ".join(readers) or "none")
             self._pcsc_running = True
         for name in [n for n in self._slots if n not in readers]:
             self._card_gone(self._slots.pop(name), "reader gone")
@@ -207,8 +213,9 @@ class HardwareKeyActor(pykka.ThreadingActor):
             if message.hresult & 0xFFFFFFFF == SCARD_E_SHARING_VIOLATION:
                 self._set_state(slot, STATE_BUSY, BUSY_MESSAGE)
             else:
-                logger.debug("hardware keys: cannot connect to %s: %s",
-                             slot.reader, PcscError(message.hresult))
+                logger.debug(
+                    "hardware keys: cannot connect to %s: %s", slot.reader, PcscError(message.hresult)
+                )
             return
         slot.link = message.link
         self._verify(slot)
@@ -270,8 +277,7 @@ class HardwareKeyActor(pykka.ThreadingActor):
         slot.attempt = 0
         if slot.state == STATE_VALID and slot.serial is not None:
             logger.warning("hardware key %s lost from %s: %s", slot.serial, slot.reader, why)
-            listener.send(HardwareKeyListener, "key_disconnected",
-                          serial=slot.serial, reader=slot.reader)
+            listener.send(HardwareKeyListener, "key_disconnected", serial=slot.serial, reader=slot.reader)
         slot.serial, slot.state, slot.reason, slot.retry_at = None, None, None, 0.0
 
     def _set_state(self, slot: _Slot, state: str, reason: str | None) -> None:
@@ -283,14 +289,11 @@ class HardwareKeyActor(pykka.ThreadingActor):
         who = f"hardware key {slot.serial or '(serial unknown)'} in {slot.reader}"
         if state == STATE_VALID:
             logger.info("%s is valid", who)
-            listener.send(HardwareKeyListener, "key_connected",
-                          serial=slot.serial, reader=slot.reader)
+            listener.send(HardwareKeyListener, "key_connected", serial=slot.serial, reader=slot.reader)
             return
         logger.warning("%s is %s: %s", who, state.replace("_", " "), reason)
         if was_valid and slot.serial is not None:
-            listener.send(HardwareKeyListener, "key_disconnected",
-                          serial=slot.serial, reader=slot.reader)
+            listener.send(HardwareKeyListener, "key_disconnected", serial=slot.serial, reader=slot.reader)
 
     def _keys(self) -> list[dict[str, Any]]:
-        return [s.as_dict() for _, s in sorted(self._slots.items())
-                if s.present and s.state is not None]
+        return [s.as_dict() for _, s in sorted(self._slots.items()) if s.present and s.state is not None]

@@ -96,8 +96,13 @@ class Resync(NamedTuple):
 
 
 class LicenseActor(pykka.ThreadingActor):
-    def __init__(self, book: LicenseBook, storage: Storage, clock: Callable[[], datetime],
-                 due: dict[int, datetime | None]) -> None:
+    def __init__(
+        self,
+        book: LicenseBook,
+        storage: Storage,
+        clock: Callable[[], datetime],
+        due: dict[int, datetime | None],
+    ) -> None:
         """``due`` is the board where the actor posts when its next seat may expire."""
         super().__init__()
         self._book = book
@@ -154,8 +159,9 @@ class LicenseActor(pykka.ThreadingActor):
         return answer, self._persist(changes)
 
     @_replies
-    def feature_register(self, feature: str, user: str, client: ClientInfo,
-                         borrow_until: datetime | None) -> Reply:
+    def feature_register(
+        self, feature: str, user: str, client: ClientInfo, borrow_until: datetime | None
+    ) -> Reply:
         answer, changes = self._book.feature_register(feature, user, client, borrow_until, self._clock())
         return answer, self._persist(changes)
 
@@ -210,8 +216,9 @@ class LicenseActor(pykka.ThreadingActor):
         self._due[lid] = book.next_expiry()
         self._last_seq = 0
         self._storage.resynced(lid)
-        logger.warning("license %d reloaded from disk after a failed write: %d seats held",
-                       lid, len(book.seats))
+        logger.warning(
+            "license %d reloaded from disk after a failed write: %d seats held", lid, len(book.seats)
+        )
 
     # Views
 
@@ -297,8 +304,9 @@ def load_book(storage: Storage, license_id: int) -> LicenseBook | None:
     return _book(license_id, record, seats, feature_seats)
 
 
-def _book(license_id: int, record: dict[str, Any], seats: dict[str, Seat],
-          feature_seats: dict[str, dict[str, Seat]]) -> LicenseBook:
+def _book(
+    license_id: int, record: dict[str, Any], seats: dict[str, Seat], feature_seats: dict[str, dict[str, Seat]]
+) -> LicenseBook:
     return LicenseBook(
         license_id=license_id,
         policy=policy_from_record(record["policy"]),

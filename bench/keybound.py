@@ -76,15 +76,20 @@ def start_pcscd(workdir: Path) -> Child:
     except ImportError as exc:
         raise Unavailable(f"pyscard is not installed ({exc})") from None
     if socket_alive(PCSCD_SOCKET):
-        raise Unavailable(f"another pcscd already serves {PCSCD_SOCKET}; the benchmark needs the "
-                          "PC/SC stack to itself (stop that pcscd and any floatkey server using it)")
+        raise Unavailable(
+            f"another pcscd already serves {PCSCD_SOCKET}; the benchmark needs the "
+            "PC/SC stack to itself (stop that pcscd and any floatkey server using it)"
+        )
     # wrk's many connections leave ephemeral ports in TIME_WAIT; vpcd needs two of them.
     wait_until(vpcd_ports_free, 90, interval=0.5, what="vpcd's TCP ports to be free")
     env = {k: v for k, v in os.environ.items() if k != "PCSCLITE_FILTER_IGNORE_READER_NAMES"}
     pcscd = Child([binary, "--foreground"], workdir / "pcscd.log", env)
     try:
-        wait_until(lambda: not pcscd.alive() or KEY_READER in list_readers(), 15,
-                   what="pcscd to list the vpcd readers")
+        wait_until(
+            lambda: not pcscd.alive() or KEY_READER in list_readers(),
+            15,
+            what="pcscd to list the vpcd readers",
+        )
         if not pcscd.alive():
             raise RuntimeError(f"pcscd exited with status {pcscd.proc.returncode}:\n{pcscd.log()}")
         wait_until(vpcd_listening, 10, what="vpcd to listen on its TCP ports")
@@ -95,8 +100,20 @@ def start_pcscd(workdir: Path) -> Child:
 
 
 def plug_virtual_key(workdir: Path, ca_dir: Path, pin_file: Path) -> Child:
-    args = [sys.executable, "-m", "floatkey", "virtual-key", "--serial", str(KEY_SERIAL),
-            "--pin-file", str(pin_file), "--ca-dir", str(ca_dir), "--port", str(KEY_PORT)]
+    args = [
+        sys.executable,
+        "-m",
+        "floatkey",
+        "virtual-key",
+        "--serial",
+        str(KEY_SERIAL),
+        "--pin-file",
+        str(pin_file),
+        "--ca-dir",
+        str(ca_dir),
+        "--port",
+        str(KEY_PORT),
+    ]
     key = Child(args, workdir / "virtual-key.log")
     try:
         wait_until(lambda: not key.alive() or card_present(KEY_READER), 15, what=f"a card in {KEY_READER}")
@@ -121,7 +138,8 @@ def write_key_config(workdir: Path, settings: ServerSettings) -> tuple[Path, Pat
     config.write_text(
         f"{server_lines(settings)}hardwareKey:\n"
         f"  caCertificate: {ca_dir / CA_CERT_FILE}\n  pinFile: {pin_file}\n  pcscTimeout: 1.0\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return config, ca_dir, pin_file
 
 
@@ -131,12 +149,16 @@ def key_state(url: str) -> str | None:
     return next((k["state"] for k in keys if k["serial"] == str(KEY_SERIAL)), None)
 
 
-def keybound_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
-                      settings: ServerSettings) -> None:
+def keybound_scenario(
+    report: Report, workdir: Path, load: Load, rounds: int, warmup: float, settings: ServerSettings
+) -> None:
     report.section("key-bound license vs plain license")
     report.fact("load", describe_rounds(load, rounds, warmup))
-    report.fact("stack", f"own pcscd + vpcd, virtual key {KEY_SERIAL} (floatkey virtual-key, "
-                         "its own process) certified by a fresh vendor CA, PIN from a file")
+    report.fact(
+        "stack",
+        f"own pcscd + vpcd, virtual key {KEY_SERIAL} (floatkey virtual-key, "
+        "its own process) certified by a fresh vendor CA, PIN from a file",
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         pcscd = start_pcscd(workdir)
@@ -150,14 +172,25 @@ def keybound_scenario(report: Report, workdir: Path, load: Load, rounds: int, wa
         key = plug_virtual_key(workdir, ca_dir, pin_file)
         server = floatkey_server(workdir / "data", workdir / "floatkey.log", config).start()
         url = server.url
-        wait_until(lambda: key_state(url) == "valid", 20,
-                   what=f"key {KEY_SERIAL} to be valid (another floatkey server may hold the card)")
-        bound = call(url, "POST", "/api/v4/licenses", {"product": KEYBOUND, "isHWKeyReq": True,
-                                                        "floating_users": 1_000_000, "floating_timeout": 60})
+        wait_until(
+            lambda: key_state(url) == "valid",
+            20,
+            what=f"key {KEY_SERIAL} to be valid (another floatkey server may hold the card)",
+        )
+        bound = call(
+            url,
+            "POST",
+            "/api/v4/licenses",
+            {"product": KEYBOUND, "isHWKeyReq": True, "floating_users": 1_000_000, "floating_timeout": 60},
+        )
         if not bound.get("is_hardware_key_auth"):
             raise RuntimeError(f"the license is not key-bound: {bound}")
-        call(url, "POST", "/api/v4/licenses",
-             {"product": PLAIN, "floating_users": 1_000_000, "floating_timeout": 60})
+        call(
+            url,
+            "POST",
+            "/api/v4/licenses",
+            {"product": PLAIN, "floating_users": 1_000_000, "floating_timeout": 60},
+        )
         _compare(report, server, load, rounds, warmup)
         if key_state(url) != "valid":
             raise RuntimeError("the key stopped being valid during the benchmark")
@@ -187,10 +220,13 @@ def _compare(report: Report, server: Process, load: Load, rounds: int, warmup: f
         report.fact(f"round {i + 1} ratio", f"{ratios[-1]:.2f}")
     ratio = judged_ratio(report, bound_runs, plain_runs, ratios)
     kb, pl = _median_run(bound_runs), _median_run(plain_runs)
-    report.fact("key-bound (median round)", f"{kb.throughput:.0f} req/s, p50 {kb.p50_ms:.1f} ms, "
-                                            f"p99 {kb.p99_ms:.1f} ms")
-    report.fact("plain (median round)", f"{pl.throughput:.0f} req/s, p50 {pl.p50_ms:.1f} ms, "
-                                        f"p99 {pl.p99_ms:.1f} ms")
+    report.fact(
+        "key-bound (median round)",
+        f"{kb.throughput:.0f} req/s, p50 {kb.p50_ms:.1f} ms, p99 {kb.p99_ms:.1f} ms",
+    )
+    report.fact(
+        "plain (median round)", f"{pl.throughput:.0f} req/s, p50 {pl.p50_ms:.1f} ms, p99 {pl.p99_ms:.1f} ms"
+    )
     errors = sum(r.errors + r.socket_errors for r in bound_runs + plain_runs)
     report.bar("key-bound vs plain", f"{ratio:.2f}", f">= {RATIO_GOAL}", ratio >= RATIO_GOAL and errors == 0)
 

@@ -52,12 +52,28 @@ class Load:
     pause_ms: int = 0
 
 
-def run_wrk(url: str, load: Load, product: str, license_id: int | None = None,
-            tag: str = "") -> LoadResult:
+def run_wrk(url: str, load: Load, product: str, license_id: int | None = None, tag: str = "") -> LoadResult:
     """Drive ``url`` with the register mix for ``load.seconds``; ``tag`` keeps users of runs apart."""
-    args = ["wrk", "-t", str(load.threads), "-c", str(load.connections), "-d", f"{load.seconds:g}s",
-            "--timeout", "10s", "-s", str(SCRIPT), url, "--", product,
-            "" if license_id is None else str(license_id), str(load.span), str(load.pause_ms), tag]
+    args = [
+        "wrk",
+        "-t",
+        str(load.threads),
+        "-c",
+        str(load.connections),
+        "-d",
+        f"{load.seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(SCRIPT),
+        url,
+        "--",
+        product,
+        "" if license_id is None else str(license_id),
+        str(load.span),
+        str(load.pause_ms),
+        tag,
+    ]
     started = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -85,8 +101,9 @@ def run_wrk(url: str, load: Load, product: str, license_id: int | None = None,
 def call(url: str, method: str, path: str, body: Any = None, timeout: float = 120.0) -> Any:
     """One JSON request; raises on an answer that is not 2xx."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         raw = response.read()
     return json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()

@@ -60,7 +60,12 @@ def describe() -> list[tuple[str, str]]:
         ("system", f"{platform.system()} {platform.release()}"),
         ("load average at start", load_average()),
         ("python", platform.python_version()),
-        ("versions", ", ".join(f"{n} {package_version(n)}" for n in (
-            "floatkey", "CherryPy", "cheroot", "pykka", "lmdb", "msgpack"))),
+        (
+            "versions",
+            ", ".join(
+                f"{n} {package_version(n)}"
+                for n in ("floatkey", "CherryPy", "cheroot", "pykka", "lmdb", "msgpack")
+            ),
+        ),
         ("load tool", wrk_version()),
     ]

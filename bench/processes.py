@@ -89,8 +89,18 @@ def terminate(proc: subprocess.Popen[Any], grace: float) -> None:
 
 
 def floatkey_server(data_dir: Path, log_path: Path, config: Path | None = None) -> Process:
-    args = [sys.executable, "-m", "floatkey", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--data-dir", str(data_dir)]
+    args = [
+        sys.executable,
+        "-m",
+        "floatkey",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+    ]
     if config is not None:
         args += ["--config", str(config)]
     return Process(args, log_path)
@@ -102,8 +112,17 @@ def server_lines(server: ServerSettings) -> str:
 
 
 def ceiling_server(server: ServerSettings, log_path: Path) -> Process:
-    args = [sys.executable, "-m", "bench.ceiling", "--port", "0", "--thread-pool", str(server.thread_pool),
-            "--cpu-affinity", str(server.cpu_affinity)]
+    args = [
+        sys.executable,
+        "-m",
+        "bench.ceiling",
+        "--port",
+        "0",
+        "--thread-pool",
+        str(server.thread_pool),
+        "--cpu-affinity",
+        str(server.cpu_affinity),
+    ]
     return Process(args, log_path)
 
 

@@ -24,8 +24,12 @@ def write_config(path: Path, server: ServerSettings) -> Path:
 
 
 def add_bench_license(url: str, product: str = PRODUCT) -> int:
-    answer = call(url, "POST", "/api/v4/licenses",
-                  {"product": product, "floating_users": 1_000_000, "floating_timeout": 60})
+    answer = call(
+        url,
+        "POST",
+        "/api/v4/licenses",
+        {"product": product, "floating_users": 1_000_000, "floating_timeout": 60},
+    )
     return int(answer["id"])
 
 
@@ -37,23 +41,31 @@ def measured(server: Process, url: str, load: Load, product: str, tag: str) -> t
 
 
 def describe(result: LoadResult, server_cores: float) -> str:
-    return (f"{result.throughput:7.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
-            f"max {result.max_ms:6.1f} ms  non-200 {result.errors}  socket errors {result.socket_errors}  "
-            f"server CPU {server_cores:.2f} cores  client CPU {result.client_cpu:.2f} cores")
+    return (
+        f"{result.throughput:7.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
+        f"max {result.max_ms:6.1f} ms  non-200 {result.errors}  socket errors {result.socket_errors}  "
+        f"server CPU {server_cores:.2f} cores  client CPU {result.client_cpu:.2f} cores"
+    )
 
 
 def describe_rounds(load: Load, rounds: int, warmup: float) -> str:
     """The load of a scenario that alternates two targets in rounds."""
-    return (f"{load.connections} keep-alive clients (wrk, {load.threads} threads), {load.seconds:g} s "
-            f"per run, {rounds} alternating round(s), warm-up {warmup:g} s")
+    return (
+        f"{load.connections} keep-alive clients (wrk, {load.threads} threads), {load.seconds:g} s "
+        f"per run, {rounds} alternating round(s), warm-up {warmup:g} s"
+    )
 
 
-def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, warmup: float,
-                      settings: ServerSettings) -> None:
+def register_scenario(
+    report: Report, workdir: Path, load: Load, rounds: int, warmup: float, settings: ServerSettings
+) -> None:
     report.section("register mix: floatkey vs the bare CherryPy ceiling")
     report.fact("load", describe_rounds(load, rounds, warmup))
-    report.fact("mix", f"register / re-register / unregister of {load.span} users per wrk thread "
-                       f"(at most {load.span * load.threads} live seats on one license)")
+    report.fact(
+        "mix",
+        f"register / re-register / unregister of {load.span} users per wrk thread "
+        f"(at most {load.span * load.threads} live seats on one license)",
+    )
     report.fact("both servers", f"threadPool {settings.thread_pool}, cpuAffinity {settings.cpu_affinity}")
     config = write_config(workdir / "floatkey.yaml", settings)
     ceiling = ceiling_server(settings, workdir / "ceiling.log")
@@ -79,22 +91,27 @@ def register_scenario(report: Report, workdir: Path, load: Load, rounds: int, wa
             report.fact(f"round {i + 1} floatkey", describe(f, f_cpu))
         ratio = judged_ratio(report, floatkeys, ceilings, ratios)
         fk = _median_run(floatkeys)
-        report.fact("floatkey (median round)", f"{fk.throughput:.0f} req/s, p50 {fk.p50_ms:.1f} ms, "
-                                               f"p99 {fk.p99_ms:.1f} ms")
+        report.fact(
+            "floatkey (median round)",
+            f"{fk.throughput:.0f} req/s, p50 {fk.p50_ms:.1f} ms, p99 {fk.p99_ms:.1f} ms",
+        )
         report.fact("ceiling (median round)", f"{_median_run(ceilings).throughput:.0f} req/s")
         busiest = max(r.client_cpu for r in ceilings + floatkeys)
         report.fact("client headroom", f"wrk used at most {busiest:.2f} cores in any run")
         report.bar("register vs ceiling", f"{ratio:.2f}", f">= {RATIO_GOAL}", ratio >= RATIO_GOAL)
-        report.bar("register p99 at saturation", f"{fk.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
-                   fk.p99_ms < P99_GOAL_MS and fk.errors == 0)
+        report.bar(
+            "register p99 at saturation",
+            f"{fk.p99_ms:.1f} ms",
+            f"< {P99_GOAL_MS:g} ms",
+            fk.p99_ms < P99_GOAL_MS and fk.errors == 0,
+        )
         paced_latency(report, server, ceiling, load, fk.throughput)
     finally:
         server.stop()
         ceiling.stop()
 
 
-def paced_latency(report: Report, server: Process, ceiling: Process, load: Load,
-                  saturated: float) -> None:
+def paced_latency(report: Report, server: Process, ceiling: Process, load: Load, saturated: float) -> None:
     """p99 when the same clients pause between requests, offering about half the saturated rate.
 
     The ceiling gets the same paced load, to show how much of the tail is CherryPy's own.
@@ -105,19 +122,29 @@ def paced_latency(report: Report, server: Process, ceiling: Process, load: Load,
     report.fact("paced load", f"clients pause {paced.pause_ms} ms between requests")
     report.fact("paced floatkey", describe(result, cores))
     report.fact("paced ceiling", describe(bare, bare_cores))
-    report.bar("register p99 at half load", f"{result.p99_ms:.1f} ms", f"< {P99_GOAL_MS:g} ms",
-               result.p99_ms < P99_GOAL_MS and result.errors == 0)
+    report.bar(
+        "register p99 at half load",
+        f"{result.p99_ms:.1f} ms",
+        f"< {P99_GOAL_MS:g} ms",
+        result.p99_ms < P99_GOAL_MS and result.errors == 0,
+    )
 
 
 def half_load(load: Load, saturated: float) -> Load:
     """``load`` with each client pausing so that together they offer half of ``saturated`` req/s."""
     pause_ms = max(1, int(1000 * load.connections / (0.5 * saturated)))
-    return Load(connections=load.connections, threads=load.threads, seconds=load.seconds,
-                span=load.span, pause_ms=pause_ms)
+    return Load(
+        connections=load.connections,
+        threads=load.threads,
+        seconds=load.seconds,
+        span=load.span,
+        pause_ms=pause_ms,
+    )
 
 
-def judged_ratio(report: Report, tested: list[LoadResult], reference: list[LoadResult],
-                 ratios: list[float]) -> float:
+def judged_ratio(
+    report: Report, tested: list[LoadResult], reference: list[LoadResult], ratios: list[float]
+) -> float:
     """The ratio a bar is judged on: the lower of the median per-round ratio and best/best.
 
     A stall of this shared VM can slow any single run by a factor of four, and noise only

@@ -44,18 +44,24 @@ class Plan:
     server: ServerSettings
 
 
-FULL = Plan(Load(seconds=10.0), rounds=3, warmup=3.0, licenses=1000, seats_per_license=100,
-            server=ServerSettings())
-QUICK = Plan(Load(seconds=4.0), rounds=1, warmup=1.0, licenses=100, seats_per_license=100,
-             server=ServerSettings())
+FULL = Plan(
+    Load(seconds=10.0), rounds=3, warmup=3.0, licenses=1000, seats_per_license=100, server=ServerSettings()
+)
+QUICK = Plan(
+    Load(seconds=4.0), rounds=1, warmup=1.0, licenses=100, seats_per_license=100, server=ServerSettings()
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="short runs and 10,000 registrations")
-    p.add_argument("--only", default=",".join(SCENARIOS),
-                   help=f"comma-separated scenarios (default: all of {', '.join(SCENARIOS)})")
+    p.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios (default: all of {', '.join(SCENARIOS)})",
+    )
     p.add_argument("--seconds", type=float, help="seconds of each measured load")
     p.add_argument("--rounds", type=int, help="alternating ceiling/floatkey rounds of the register mix")
     p.add_argument("--connections", type=int, help="concurrent keep-alive clients (default 64)")
@@ -63,8 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--licenses", type=int, help="licenses of the scale scenario")
     p.add_argument("--seats", type=int, help="live registrations per license in the scale scenario")
     p.add_argument("--thread-pool", type=int, help="threadPool of every server (default: floatkey's default)")
-    p.add_argument("--cpu-affinity", type=affinity.setting_from_text,
-                   help="cpuAffinity of every server: auto, all or a CPU number (default: auto)")
+    p.add_argument(
+        "--cpu-affinity",
+        type=affinity.setting_from_text,
+        help="cpuAffinity of every server: auto, all or a CPU number (default: auto)",
+    )
     p.add_argument("--workdir", type=Path, help="where data directories and logs go (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return p.parse_args(argv)
@@ -87,8 +96,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         seats_per_license=args.seats or plan.seats_per_license,
         server=ServerSettings(
             thread_pool=args.thread_pool or plan.server.thread_pool,
-            cpu_affinity=same_cpu(plan.server.cpu_affinity if args.cpu_affinity is None
-                                  else args.cpu_affinity),
+            cpu_affinity=same_cpu(
+                plan.server.cpu_affinity if args.cpu_affinity is None else args.cpu_affinity
+            ),
         ),
     )
 
@@ -122,14 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="floatkey-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         if "register" in chosen:
-            register_scenario(report, workdir / "register", plan.load, plan.rounds, plan.warmup,
-                              plan.server)
+            register_scenario(report, workdir / "register", plan.load, plan.rounds, plan.warmup, plan.server)
         if "scale" in chosen:
-            scale_scenario(report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license,
-                           plan.server)
+            scale_scenario(
+                report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license, plan.server
+            )
         if "keybound" in chosen:
-            keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup,
-                              plan.server)
+            keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup, plan.server)
     report.summary()
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")

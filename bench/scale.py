@@ -25,8 +25,9 @@ def add_licenses(data_dir: Path, licenses: int, seats: int) -> None:
     """``licenses`` licenses of ``seats`` seats each, through the embedding API."""
     with Floatkey(Settings(data_dir=data_dir)) as fk:
         for i in range(licenses):
-            fk.add_license({"product": f"scale{i:05d}", "floating_users": seats,
-                            "floating_timeout": TIMEOUT_MINUTES})
+            fk.add_license(
+                {"product": f"scale{i:05d}", "floating_users": seats, "floating_timeout": TIMEOUT_MINUTES}
+            )
 
 
 def seconds_per_seat(data_dir: Path, sample: int = 50) -> float:

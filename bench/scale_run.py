@@ -26,8 +26,9 @@ _EXPIRED = re.compile(
 )
 
 
-def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, seats: int,
-                   settings: ServerSettings) -> None:
+def scale_scenario(
+    report: Report, workdir: Path, load: Load, licenses: int, seats: int, settings: ServerSettings
+) -> None:
     total = licenses * seats
     report.section(f"scale: {total:,} live registrations across {licenses:,} licenses")
     data_dir = workdir / "data"
@@ -38,9 +39,12 @@ def scale_scenario(report: Report, workdir: Path, load: Load, licenses: int, sea
     wave_at = datetime.now(UTC) + timedelta(seconds=wave_in)
     wave_mono = time.monotonic() + wave_in
     scale.seed_seats(data_dir, seats, wave_at)
-    report.fact("seeding", f"{time.monotonic() - started:.1f} s ({licenses} licenses through the embedding "
-                           f"API, seats written with the rules and storage code; every seat ends at "
-                           f"{wave_at:%H:%M:%S} UTC)")
+    report.fact(
+        "seeding",
+        f"{time.monotonic() - started:.1f} s ({licenses} licenses through the embedding "
+        f"API, seats written with the rules and storage code; every seat ends at "
+        f"{wave_at:%H:%M:%S} UTC)",
+    )
     config = workdir / "floatkey.yaml"
     config.write_text(server_lines(settings), encoding="utf-8")
     server = floatkey_server(data_dir, workdir / "floatkey.log", config).start()
@@ -56,8 +60,12 @@ def _measure(report: Report, server: Process, load: Load, total: int, wave_mono:
     live = sum(lic["floating_in_use_devices"] for lic in call(server.url, "GET", "/api/v4/license"))
     report.fact("restart", f"{restart:.2f} s from process start to listening, {live:,} live seats loaded")
     report.fact("resident memory", f"{rss:.0f} MB after the restart")
-    report.bar("restart with all registrations", f"{restart:.2f} s", f"< {RESTART_GOAL_S:g} s",
-               restart < RESTART_GOAL_S and live == total)
+    report.bar(
+        "restart with all registrations",
+        f"{restart:.2f} s",
+        f"< {RESTART_GOAL_S:g} s",
+        restart < RESTART_GOAL_S and live == total,
+    )
     add_bench_license(server.url, "wave")
     base, base_cores = _measured(server, load, "b")
     report.fact("load before the wave", describe(base, base_cores))
@@ -66,27 +74,41 @@ def _measure(report: Report, server: Process, load: Load, total: int, wave_mono:
     calm, calm_cores = _measured(server, paced, "c")
     report.fact("paced, before the wave", describe(calm, calm_cores))
     if time.monotonic() > wave_mono - LEAD:
-        report.note("seeding and restart took longer than planned: the wave came before the load; "
-                    "run again (or with fewer --licenses)")
+        report.note(
+            "seeding and restart took longer than planned: the wave came before the load; "
+            "run again (or with fewer --licenses)"
+        )
         return
     time.sleep(wave_mono - LEAD - time.monotonic())
-    wave_load = Load(connections=load.connections, threads=load.threads, span=load.span,
-                     seconds=LEAD + max(load.seconds, WAVE_SECONDS), pause_ms=paced.pause_ms)
+    wave_load = Load(
+        connections=load.connections,
+        threads=load.threads,
+        span=load.span,
+        seconds=LEAD + max(load.seconds, WAVE_SECONDS),
+        pause_ms=paced.pause_ms,
+    )
     wave, wave_cores = _measured(server, wave_load, "v")
     report.fact("paced, through the wave", describe(wave, wave_cores))
     expired = _wait_for_expiries(server, total, deadline=time.monotonic() + 60)
     if len(expired) == total:
-        report.fact("wave", f"all {total:,} seats freed by the sweeper between {expired[0][11:]} and "
-                            f"{expired[-1][11:]} (log times)")
+        report.fact(
+            "wave",
+            f"all {total:,} seats freed by the sweeper between {expired[0][11:]} and "
+            f"{expired[-1][11:]} (log times)",
+        )
     else:
         report.note(f"only {len(expired):,} of {total:,} seats expired within 60 s of the wave")
     peak = _peak_rss(server) / 1e6
     report.fact("peak resident memory", f"{peak:.0f} MB over the whole run")
-    report.bar("resident memory", f"{rss:.0f} MB (peak {peak:.0f} MB)", f"< {RSS_GOAL_MB} MB",
-               peak < RSS_GOAL_MB)
-    report.bar("register p99 through the wave, half load",
-               f"{wave.p99_ms:.1f} ms (before: {calm.p99_ms:.1f} ms)",
-               f"< {P99_GOAL_MS:g} ms", wave.p99_ms < P99_GOAL_MS and len(expired) == total)
+    report.bar(
+        "resident memory", f"{rss:.0f} MB (peak {peak:.0f} MB)", f"< {RSS_GOAL_MB} MB", peak < RSS_GOAL_MB
+    )
+    report.bar(
+        "register p99 through the wave, half load",
+        f"{wave.p99_ms:.1f} ms (before: {calm.p99_ms:.1f} ms)",
+        f"< {P99_GOAL_MS:g} ms",
+        wave.p99_ms < P99_GOAL_MS and len(expired) == total,
+    )
 
 
 def _measured(server: Process, load: Load, tag: str) -> tuple:

@@ -30,9 +30,15 @@ def invalid(field: str, expected: str, value: Any) -> FloatkeyError:
     return FloatkeyError("validation_error", f"The field {field!r} must be {expected}, not {shown}.")
 
 
-def text(fields: Mapping[str, Any], name: str, *, required: bool = False,
-         max_length: int = MAX_TEXT, max_bytes: int | None = None,
-         default: str | None = None) -> str | None:
+def text(
+    fields: Mapping[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    max_length: int = MAX_TEXT,
+    max_bytes: int | None = None,
+    default: str | None = None,
+) -> str | None:
     """A string field; an absent or null optional field gives ``default``.
 
     ``max_bytes`` bounds the UTF-8 size of a field that becomes part of a storage key:
@@ -57,8 +63,15 @@ def text(fields: Mapping[str, Any], name: str, *, required: bool = False,
     return value
 
 
-def integer(fields: Mapping[str, Any], name: str, *, default: int | None = None,
-            minimum: int = -MAX_COUNT, maximum: int = MAX_COUNT, required: bool = False) -> int | None:
+def integer(
+    fields: Mapping[str, Any],
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int = -MAX_COUNT,
+    maximum: int = MAX_COUNT,
+    required: bool = False,
+) -> int | None:
     """A whole number, given as a JSON number or a numeric string."""
     value = fields.get(name)
     if value is None or value == "":
@@ -73,8 +86,9 @@ def integer(fields: Mapping[str, Any], name: str, *, default: int | None = None,
     return number
 
 
-def boolean(fields: Mapping[str, Any], name: str, *, default: bool | None = None,
-            aliases: tuple[str, ...] = ()) -> bool | None:
+def boolean(
+    fields: Mapping[str, Any], name: str, *, default: bool | None = None, aliases: tuple[str, ...] = ()
+) -> bool | None:
     """true/false as a JSON bool or as the strings "true"/"false" (also 1/0)."""
     value = _MISSING
     for key in (name, *aliases):

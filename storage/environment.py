@@ -61,8 +61,13 @@ class Storage:
         self._lock_file = _take_lock(self.path)
         try:
             self._env = lmdb.open(
-                str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 1,
-                sync=True, metasync=True, subdir=True, max_readers=512,
+                str(self.path),
+                map_size=map_size,
+                max_dbs=len(DATABASES) + 1,
+                sync=True,
+                metasync=True,
+                subdir=True,
+                max_readers=512,
             )
         except lmdb.Error as exc:
             raise StorageError(f"{self.path}: cannot open the data directory: {exc}") from None

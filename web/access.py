@@ -47,12 +47,24 @@ _BASIC_CHALLENGE = 'Basic realm="floatkey", charset="UTF-8"'
 _PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
 _USERNAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
 _ROLE = {"type": "string", "enum": list(ROLES)}
-_USER = {"type": "object", "properties": {
-    "username": {"type": "string"}, "role": _ROLE, "created_at": {"type": "string"},
-    "must_change_password": {"type": "boolean"}}}
-_TOKEN_ANSWER = {"type": "object", "required": ["message", "token"], "properties": {
-    "message": {"type": "string"}, "token": {"type": "string"},
-    "must_change_password": {"type": "boolean"}}}
+_USER = {
+    "type": "object",
+    "properties": {
+        "username": {"type": "string"},
+        "role": _ROLE,
+        "created_at": {"type": "string"},
+        "must_change_password": {"type": "boolean"},
+    },
+}
+_TOKEN_ANSWER = {
+    "type": "object",
+    "required": ["message", "token"],
+    "properties": {
+        "message": {"type": "string"},
+        "token": {"type": "string"},
+        "must_change_password": {"type": "boolean"},
+    },
+}
 _MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}, "token": {"type": "string"}}}
 
 
@@ -73,17 +85,25 @@ class AuthWeb:
         auth = self.settings.auth
         signer = tokens.TokenSigner(tokens.load_or_create_secret(self.settings.data_dir), auth.token_lifetime)
         throttle = Throttle(auth.max_failed_logins, auth.throttle_window)
-        self._ref = AuthActor.start(storage, self.holder, throttle, hashing=self.hashing,
-                                    initial_admin_password=auth.initial_admin_password)
-        self._accounts = Accounts(self._ref.proxy(), self.holder, signer, self.hashing,
-                                  self.settings.actor_timeout)
+        self._ref = AuthActor.start(
+            storage,
+            self.holder,
+            throttle,
+            hashing=self.hashing,
+            initial_admin_password=auth.initial_admin_password,
+        )
+        self._accounts = Accounts(
+            self._ref.proxy(), self.holder, signer, self.hashing, self.settings.actor_timeout
+        )
         # on_start runs in the actor's thread: wait for it, so the server never listens
         # before the users are loaded (and a failure to load them fails the start).
         self._ref.proxy().users().get(timeout=self.settings.actor_timeout)
         if self.settings.user_authentication and not self.holder.current.users:
-            logger.warning("authentication mode without any user: nobody can log in; add the first admin "
-                           "with `floatkey users add NAME --role admin` (server stopped) or set "
-                           "auth.initialAdminPassword")
+            logger.warning(
+                "authentication mode without any user: nobody can log in; add the first admin "
+                "with `floatkey users add NAME --role admin` (server stopped) or set "
+                "auth.initialAdminPassword"
+            )
 
     def stop(self) -> None:
         if self._ref is not None:
@@ -100,16 +120,21 @@ class AuthWeb:
     def _address(self) -> str:
         """The client's address for throttling: behind a trusted proxy, the one it names."""
         request = cherrypy.serving.request
-        return client_address.client_address(request.remote.ip or "unknown",
-                                             request.headers.get("X-Forwarded-For"), self._proxies)
+        return client_address.client_address(
+            request.remote.ip or "unknown", request.headers.get("X-Forwarded-For"), self._proxies
+        )
 
     # CherryPy wiring
 
     def config(self) -> dict[str, Any]:
         """Application config that turns the tool on in authentication mode."""
         cherrypy.tools.floatkey_auth = cherrypy.Tool("before_handler", require_role, priority=20)
-        return {"/": {"tools.floatkey_auth.on": self.settings.user_authentication,
-                      "tools.floatkey_auth.auth": self}}
+        return {
+            "/": {
+                "tools.floatkey_auth.on": self.settings.user_authentication,
+                "tools.floatkey_auth.auth": self,
+            }
+        }
 
     def bearer_user(self) -> UserView:
         """The user of the request's Bearer token; ``unauthorized`` without a valid one."""
@@ -124,35 +149,107 @@ class AuthWeb:
     def routes(self) -> list[Route]:
         tags = ("authentication",)
         return [
-            Route("GET", "/auth", self.login, PUBLIC,
-                  "Log in with HTTP Basic credentials; answers a Bearer token", None, _TOKEN_ANSWER,
-                  tags=tags),
-            Route("GET", f"{V4}/users", self.list_users, ADMIN, "The users and their roles", None,
-                  {"type": "object", "properties": {"users": {"type": "array", "items": _USER}}}, tags=tags),
-            Route("POST", f"{V4}/users", self.add_user, ADMIN, "Add a user",
-                  {"type": "object", "required": ["username", "password"],
-                   "properties": {"username": _USERNAME, "password": _PASSWORD, "role": _ROLE}},
-                  _USER, status=201, tags=tags),
-            Route("DELETE", f"{V4}/users/{{username}}", self.remove_user, ADMIN,
-                  "Remove a user (their tokens stop working)",
-                  {"type": "object", "properties": {"username": {"type": "string"}}},
-                  {"type": "string", "enum": ["user_removed"]}, tags=tags),
-            Route("POST", USER_PASSWORD, self.change_password, USER,
-                  "Change a password: your own (with old_password), or anyone's as an admin",
-                  {"type": "object", "required": ["password"], "properties": {
-                      "username": {"type": "string"}, "password": _PASSWORD, "old_password": _PASSWORD}},
-                  _MESSAGE, tags=tags),
-            Route("POST", f"{V4}/users/{{username}}/role", self.change_role, ADMIN,
-                  "Change a user's role (their tokens stop working)",
-                  {"type": "object", "required": ["role"], "properties": {
-                      "username": {"type": "string"}, "role": _ROLE}},
-                  _USER, tags=tags),
-            Route("GET", SET_PASSWORD, self.set_password_v1, USER, "Change your own password (V1 shape)",
-                  {"type": "object", "required": ["passwordOld", "passwordNew"], "properties": {
-                      "passwordOld": _PASSWORD, "passwordNew": _PASSWORD}},
-                  _MESSAGE, tags=tags),
-            Route("POST", f"{V4}/secret/rotate", self.rotate_secret, ADMIN,
-                  "Replace the token secret: every token stops working", None, _MESSAGE, tags=tags),
+            Route(
+                "GET",
+                "/auth",
+                self.login,
+                PUBLIC,
+                "Log in with HTTP Basic credentials; answers a Bearer token",
+                None,
+                _TOKEN_ANSWER,
+                tags=tags,
+            ),
+            Route(
+                "GET",
+                f"{V4}/users",
+                self.list_users,
+                ADMIN,
+                "The users and their roles",
+                None,
+                {"type": "object", "properties": {"users": {"type": "array", "items": _USER}}},
+                tags=tags,
+            ),
+            Route(
+                "POST",
+                f"{V4}/users",
+                self.add_user,
+                ADMIN,
+                "Add a user",
+                {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": _USERNAME, "password": _PASSWORD, "role": _ROLE},
+                },
+                _USER,
+                status=201,
+                tags=tags,
+            ),
+            Route(
+                "DELETE",
+                f"{V4}/users/{{username}}",
+                self.remove_user,
+                ADMIN,
+                "Remove a user (their tokens stop working)",
+                {"type": "object", "properties": {"username": {"type": "string"}}},
+                {"type": "string", "enum": ["user_removed"]},
+                tags=tags,
+            ),
+            Route(
+                "POST",
+                USER_PASSWORD,
+                self.change_password,
+                USER,
+                "Change a password: your own (with old_password), or anyone's as an admin",
+                {
+                    "type": "object",
+                    "required": ["password"],
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": _PASSWORD,
+                        "old_password": _PASSWORD,
+                    },
+                },
+                _MESSAGE,
+                tags=tags,
+            ),
+            Route(
+                "POST",
+                f"{V4}/users/{{username}}/role",
+                self.change_role,
+                ADMIN,
+                "Change a user's role (their tokens stop working)",
+                {
+                    "type": "object",
+                    "required": ["role"],
+                    "properties": {"username": {"type": "string"}, "role": _ROLE},
+                },
+                _USER,
+                tags=tags,
+            ),
+            Route(
+                "GET",
+                SET_PASSWORD,
+                self.set_password_v1,
+                USER,
+                "Change your own password (V1 shape)",
+                {
+                    "type": "object",
+                    "required": ["passwordOld", "passwordNew"],
+                    "properties": {"passwordOld": _PASSWORD, "passwordNew": _PASSWORD},
+                },
+                _MESSAGE,
+                tags=tags,
+            ),
+            Route(
+                "POST",
+                f"{V4}/secret/rotate",
+                self.rotate_secret,
+                ADMIN,
+                "Replace the token secret: every token stops working",
+                None,
+                _MESSAGE,
+                tags=tags,
+            ),
         ]
 
     def login(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
@@ -248,9 +345,13 @@ def require_role(auth: AuthWeb) -> None:
     if route is None or route.role not in (USER, ADMIN):
         raise JsonError(forbidden())
     if user.must_change_password and route.path not in PASSWORD_ROUTES:
-        raise JsonError(FloatkeyError(
-            "forbidden", "Change your initial password first: POST /api/v4/users/{you}/password or "
-            "GET /api/v4/setPassword?passwordOld=...&passwordNew=..., then log in again."))
+        raise JsonError(
+            FloatkeyError(
+                "forbidden",
+                "Change your initial password first: POST /api/v4/users/{you}/password or "
+                "GET /api/v4/setPassword?passwordOld=...&passwordNew=..., then log in again.",
+            )
+        )
     if route.role == ADMIN and user.role != ADMIN:
         raise JsonError(forbidden())
     request.floatkey_user = user
@@ -298,8 +399,9 @@ def _basic_credentials() -> tuple[str, str]:
             raise ValueError("no colon")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         cherrypy.serving.response.headers["WWW-Authenticate"] = _BASIC_CHALLENGE
-        raise FloatkeyError("authentication_failed",
-                            "Send the username and password with HTTP Basic authentication.") from None
+        raise FloatkeyError(
+            "authentication_failed", "Send the username and password with HTTP Basic authentication."
+        ) from None
     return username, password
 
 

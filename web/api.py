@@ -14,7 +14,8 @@ OPT_STR: dict[str, Any] = {"type": "string", "maxLength": 256, "nullable": True}
 INT: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^[+-]?[0-9]+$"}]}
 BOOL: dict[str, Any] = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}
 TIME: dict[str, Any] = {
-    "type": "string", "nullable": True,
+    "type": "string",
+    "nullable": True,
     "description": "RFC 3339 (any offset), or YYYY-MM-DD for midnight UTC; null for none",
 }
 TEXT: dict[str, Any] = {"type": "string"}
@@ -30,13 +31,19 @@ CLIENT = {"os_hostname": OPT_STR, "ip_local": OPT_STR, "user_info": OPT_STR}
 FEATURE_OBJECT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "code": {"type": "string"}, "name": {"type": "string"},
+        "code": {"type": "string"},
+        "name": {"type": "string"},
         "feature_type": {"type": "string", "enum": ["activation", "consumption"]},
-        "expiry_date": TIME, "is_floating": {"type": "boolean"},
-        "floating_users": {"type": "integer"}, "floating_timeout": {"type": "integer"},
-        "floating_in_use_devices": {"type": "integer"}, "max_consumption": {"type": "integer"},
-        "total_consumptions": {"type": "integer"}, "allow_overages": {"type": "boolean"},
-        "max_overages": {"type": "integer"}, "allow_unlimited_consumptions": {"type": "boolean"},
+        "expiry_date": TIME,
+        "is_floating": {"type": "boolean"},
+        "floating_users": {"type": "integer"},
+        "floating_timeout": {"type": "integer"},
+        "floating_in_use_devices": {"type": "integer"},
+        "max_consumption": {"type": "integer"},
+        "total_consumptions": {"type": "integer"},
+        "allow_overages": {"type": "boolean"},
+        "max_overages": {"type": "integer"},
+        "allow_unlimited_consumptions": {"type": "boolean"},
         "reset_consumption": {"type": "boolean"},
         "consumption_period": {"type": "string", "nullable": True},
         "metadata": {"type": "object"},
@@ -47,55 +54,79 @@ LICENSE_OBJECT: dict[str, Any] = {
     "type": "object",
     "required": ["id", "license_key", "product_details", "floating_users"],
     "properties": {
-        "id": {"type": "integer"}, "license_key": {"type": "string"},
-        "license_type": {"type": "string"}, "license_active": {"type": "boolean"},
-        "license_enabled": {"type": "boolean"}, "is_expired": {"type": "boolean"},
-        "is_trial": {"type": "boolean"}, "validity_period": TIME, "start_date": TIME,
-        "is_floating": {"type": "boolean"}, "is_floating_cloud": {"type": "boolean"},
-        "floating_users": {"type": "integer"}, "floating_timeout": {"type": "integer"},
-        "floating_in_use_devices": {"type": "integer"}, "can_borrow": {"type": "boolean"},
-        "max_borrow_time": {"type": "integer"}, "is_borrowed": {"type": "boolean"},
-        "borrowed_until": TIME, "max_consumptions": {"type": "integer"},
+        "id": {"type": "integer"},
+        "license_key": {"type": "string"},
+        "license_type": {"type": "string"},
+        "license_active": {"type": "boolean"},
+        "license_enabled": {"type": "boolean"},
+        "is_expired": {"type": "boolean"},
+        "is_trial": {"type": "boolean"},
+        "validity_period": TIME,
+        "start_date": TIME,
+        "is_floating": {"type": "boolean"},
+        "is_floating_cloud": {"type": "boolean"},
+        "floating_users": {"type": "integer"},
+        "floating_timeout": {"type": "integer"},
+        "floating_in_use_devices": {"type": "integer"},
+        "can_borrow": {"type": "boolean"},
+        "max_borrow_time": {"type": "integer"},
+        "is_borrowed": {"type": "boolean"},
+        "borrowed_until": TIME,
+        "max_consumptions": {"type": "integer"},
         "total_consumptions": {"type": "integer"},
         "allow_unlimited_consumptions": {"type": "boolean"},
-        "allow_negative_consumptions": {"type": "boolean"}, "allow_overages": {"type": "boolean"},
-        "max_overages": {"type": "integer"}, "reset_consumption": {"type": "boolean"},
+        "allow_negative_consumptions": {"type": "boolean"},
+        "allow_overages": {"type": "boolean"},
+        "max_overages": {"type": "integer"},
+        "reset_consumption": {"type": "boolean"},
         "consumption_period": {"type": "string", "nullable": True},
         "is_hardware_key_auth": {"type": "boolean"},
-        "product_details": {"type": "object", "properties": {
-            "product_id": {"type": "integer"}, "product_name": {"type": "string"},
-            "short_code": {"type": "string"}}},
+        "product_details": {
+            "type": "object",
+            "properties": {
+                "product_id": {"type": "integer"},
+                "product_name": {"type": "string"},
+                "short_code": {"type": "string"},
+            },
+        },
         "product_features": {"type": "array", "items": FEATURE_OBJECT},
-        "metadata": {"type": "object"}, "customer": {"type": "object", "nullable": True},
+        "metadata": {"type": "object"},
+        "customer": {"type": "object", "nullable": True},
     },
 }
 
 SEAT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "user": {"type": "string"}, "os_hostname": OPT_STR, "ip_local": OPT_STR,
-        "user_info": {"type": "string", "nullable": True}, "registered_at": TIME,
-        "expires_at": TIME, "borrowed_until": TIME,
+        "user": {"type": "string"},
+        "os_hostname": OPT_STR,
+        "ip_local": OPT_STR,
+        "user_info": {"type": "string", "nullable": True},
+        "registered_at": TIME,
+        "expires_at": TIME,
+        "borrowed_until": TIME,
     },
 }
 
 REGISTER_ANSWER: dict[str, Any] = {
-    "allOf": [LICENSE_OBJECT, {
-        "type": "object",
-        "required": ["floating_slots_in_use", "license_json", "registration"],
-        "properties": {
-            "floating_slots_in_use": {"type": "integer"},
-            "license_json": {"type": "string", "description": "the license object as a JSON string"},
-            "registration": SEAT,
+    "allOf": [
+        LICENSE_OBJECT,
+        {
+            "type": "object",
+            "required": ["floating_slots_in_use", "license_json", "registration"],
+            "properties": {
+                "floating_slots_in_use": {"type": "integer"},
+                "license_json": {"type": "string", "description": "the license object as a JSON string"},
+                "registration": SEAT,
+            },
         },
-    }],
+    ],
 }
 
 CONSUMPTION_ANSWER: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        k: {"type": "integer"} for k in ("max_consumptions", "total_consumptions", "max_overages")
-    } | {
+    "properties": {k: {"type": "integer"} for k in ("max_consumptions", "total_consumptions", "max_overages")}
+    | {
         k: {"type": "boolean"}
         for k in ("allow_overages", "reset_consumption", "allow_unlimited_consumptions")
     }
@@ -104,57 +135,123 @@ CONSUMPTION_ANSWER: dict[str, Any] = {
 
 FEATURE_SEAT_ANSWER: dict[str, Any] = {
     "type": "object",
-    "properties": {k: {"type": "string", "nullable": True} for k in (
-        "product", "feature", "user", "os_hostname", "ip_local", "user_info", "registered_at",
-        "borrowed_until")},
+    "properties": {
+        k: {"type": "string", "nullable": True}
+        for k in (
+            "product",
+            "feature",
+            "user",
+            "os_hostname",
+            "ip_local",
+            "user_info",
+            "registered_at",
+            "borrowed_until",
+        )
+    },
 }
 
 POLICY_FIELDS: dict[str, Any] = {
-    "product": STR, "product_name": STR, "license_key": STR,
+    "product": STR,
+    "product_name": STR,
+    "license_key": STR,
     "license_type": {
-        "type": "string", "enum": ["perpetual", "time-limited", "subscription", "consumption"],
+        "type": "string",
+        "enum": ["perpetual", "time-limited", "subscription", "consumption"],
     },
-    "floating_users": INT, "floating_timeout": INT, "max_borrow_time": INT,
-    "validity_period": TIME, "start_date": TIME, "max_consumptions": INT, "allow_overages": BOOL,
-    "max_overages": INT, "allow_unlimited_consumptions": BOOL, "allow_negative_consumptions": BOOL,
+    "floating_users": INT,
+    "floating_timeout": INT,
+    "max_borrow_time": INT,
+    "validity_period": TIME,
+    "start_date": TIME,
+    "max_consumptions": INT,
+    "allow_overages": BOOL,
+    "max_overages": INT,
+    "allow_unlimited_consumptions": BOOL,
+    "allow_negative_consumptions": BOOL,
     "reset_consumption": BOOL,
     "consumption_period": {
-        "type": "string", "enum": ["daily", "weekly", "monthly", "annually"], "nullable": True,
+        "type": "string",
+        "enum": ["daily", "weekly", "monthly", "annually"],
+        "nullable": True,
     },
-    "license_enabled": BOOL, "is_trial": BOOL, "isHWKeyReq": BOOL,
+    "license_enabled": BOOL,
+    "is_trial": BOOL,
+    "isHWKeyReq": BOOL,
     "hardware_key_serial": {"type": "string", "pattern": "^[0-9]{1,20}$"},
 }
 POLICY: dict[str, Any] = {
-    "type": "object", "required": ["product"],
+    "type": "object",
+    "required": ["product"],
     "properties": {
         **POLICY_FIELDS,
-        "features": {"type": "array", "items": {"type": "object", "required": ["code"], "properties": {
-            "code": STR, "name": STR,
-            "feature_type": {"type": "string", "enum": ["activation", "consumption"]},
-            "expiry_date": TIME, "is_floating": BOOL, "floating_users": INT, "floating_timeout": INT,
-            "max_consumption": INT, "allow_overages": BOOL, "max_overages": INT,
-            "allow_unlimited_consumptions": BOOL, "allow_negative_consumptions": BOOL,
-            "reset_consumption": BOOL, "consumption_period": POLICY_FIELDS["consumption_period"],
-            "metadata": {"type": "object"}}}},
-        "metadata": {"type": "object"}, "customer": {"type": "object", "nullable": True},
+        "features": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code"],
+                "properties": {
+                    "code": STR,
+                    "name": STR,
+                    "feature_type": {"type": "string", "enum": ["activation", "consumption"]},
+                    "expiry_date": TIME,
+                    "is_floating": BOOL,
+                    "floating_users": INT,
+                    "floating_timeout": INT,
+                    "max_consumption": INT,
+                    "allow_overages": BOOL,
+                    "max_overages": INT,
+                    "allow_unlimited_consumptions": BOOL,
+                    "allow_negative_consumptions": BOOL,
+                    "reset_consumption": BOOL,
+                    "consumption_period": POLICY_FIELDS["consumption_period"],
+                    "metadata": {"type": "object"},
+                },
+            },
+        },
+        "metadata": {"type": "object"},
+        "customer": {"type": "object", "nullable": True},
     },
 }
 
 REGISTRATIONS: dict[str, Any] = {
     "type": "object",
-    "properties": {"registrations": {"type": "array", "items": {"allOf": [SEAT, {
-        "type": "object", "properties": {
-            "license_id": {"type": "integer"}, "product": {"type": "string"},
-            "features": {"type": "array", "items": {"type": "object"}}}}]}}},
+    "properties": {
+        "registrations": {
+            "type": "array",
+            "items": {
+                "allOf": [
+                    SEAT,
+                    {
+                        "type": "object",
+                        "properties": {
+                            "license_id": {"type": "integer"},
+                            "product": {"type": "string"},
+                            "features": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                ]
+            },
+        }
+    },
 }
 
 HEALTH: dict[str, Any] = {
-    "type": "object", "required": ["status", "version", "hardware_id"],
-    "properties": {"status": {"type": "string"}, "version": {"type": "string"},
-                   "hardware_id": {"type": "string"}, "hardware_key": {"type": "object"},
-                   "storage": {"type": "object", "properties": {
-                       "writable": {"type": "boolean"}, "since": {"type": "string"},
-                       "map_used": {"type": "number"}}}},
+    "type": "object",
+    "required": ["status", "version", "hardware_id"],
+    "properties": {
+        "status": {"type": "string"},
+        "version": {"type": "string"},
+        "hardware_id": {"type": "string"},
+        "hardware_key": {"type": "object"},
+        "storage": {
+            "type": "object",
+            "properties": {
+                "writable": {"type": "boolean"},
+                "since": {"type": "string"},
+                "map_used": {"type": "number"},
+            },
+        },
+    },
 }
 
 HARDWARE_KEY: dict[str, Any] = {
@@ -162,10 +259,20 @@ HARDWARE_KEY: dict[str, Any] = {
     "properties": {
         "hardware_id": {"type": "string"},
         "pcsc": {"type": "string", "enum": ["running", "unavailable"]},
-        "keys": {"type": "array", "items": {"type": "object", "properties": {
-            "serial": {"type": "string"}, "reader": {"type": "string"},
-            "state": {"type": "string", "enum": ["valid", "invalid", "reader_busy"]},
-            "reason": {"type": "string", "nullable": True}, "since": TIME}}}},
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "serial": {"type": "string"},
+                    "reader": {"type": "string"},
+                    "state": {"type": "string", "enum": ["valid", "invalid", "reader_busy"]},
+                    "reason": {"type": "string", "nullable": True},
+                    "since": TIME,
+                },
+            },
+        },
+    },
 }
 
 EMPTY: dict[str, Any] = {"type": "string", "maxLength": 0}
@@ -173,52 +280,181 @@ EMPTY: dict[str, Any] = {"type": "string", "maxLength": 0}
 
 def client_routes() -> list[Route]:
     seat_body = body(["user"], user=STR, **CLIENT)
-    feature_seat = body(["feature", "user"], feature=STR, user=STR, **CLIENT,
-                        borrow_until=TIME, borrowed_until=TIME)
+    feature_seat = body(
+        ["feature", "user"], feature=STR, user=STR, **CLIENT, borrow_until=TIME, borrowed_until=TIME
+    )
     feature_release = body(["feature", "user"], feature=STR, user=STR)
-    consumption = body(["consumptions"], consumptions=INT, max_overages=INT,
-                       allow_overages=BOOL, allowOverages=BOOL, user=OPT_STR)
+    consumption = body(
+        ["consumptions"],
+        consumptions=INT,
+        max_overages=INT,
+        allow_overages=BOOL,
+        allowOverages=BOOL,
+        user=OPT_STR,
+    )
     tags = ("client",)
     return [
-        Route("GET", "/", h.front_page, PUBLIC, "The front page for people (200: the server is up)",
-              None, {"type": "string"}, tags=("docs",)),
-        Route("POST", f"{V4}/register", h.register, USER,
-              "Take or refresh a floating seat", seat_body, REGISTER_ANSWER, tags=tags),
-        Route("POST", f"{V4}/unregister", h.unregister, USER, "Release a floating seat",
-              body(["user"], user=STR), {"type": "string", "enum": ["user_unregistered"]}, tags=tags),
-        Route("GET", f"{V4}/unregister/all", h.unregister_all, ADMIN,
-              "Release every seat of every license", None, EMPTY, tags=tags),
-        Route("POST", f"{V4}/borrow", h.borrow, USER, "Borrow a seat for offline use",
-              body(["user"], user=STR, borrowed_until=TIME, **CLIENT), REGISTER_ANSWER, tags=tags),
-        Route("POST", f"{V4}/add_consumption", h.add_consumption, USER,
-              "Add consumptions to the license", consumption, CONSUMPTION_ANSWER, tags=tags),
-        Route("POST", f"{V4}/add_feature_consumption", h.add_feature_consumption, USER,
-              "Add consumptions to a feature",
-              body(["feature", "consumptions"], feature=STR, **consumption["properties"]),
-              FEATURE_OBJECT, tags=tags),
-        Route("POST", f"{V4}/featureRegister", h.feature_register, USER,
-              "Take or refresh a floating feature seat", feature_seat, FEATURE_SEAT_ANSWER, tags=tags),
-        Route("POST", f"{V4}/check_license_feature", h.feature_register, USER,
-              "Alias of featureRegister", feature_seat, FEATURE_SEAT_ANSWER, tags=tags),
-        Route("POST", f"{V4}/featureRelease", h.feature_release, USER,
-              "Release a floating feature seat", feature_release,
-              {"type": "string", "enum": ["feature_released"]}, tags=tags),
-        Route("POST", f"{V4}/feature_release", h.feature_release, USER,
-              "Alias of featureRelease", feature_release,
-              {"type": "string", "enum": ["feature_released"]}, tags=tags),
-        Route("POST", f"{V4}/featureRelease/all", h.feature_release_all, ADMIN,
-              "Release every feature seat", None, EMPTY, tags=tags),
-        Route("GET", f"{V4}/featureRelease/all", h.feature_release_all, ADMIN,
-              "Release every feature seat", None, EMPTY, tags=tags),
-        Route("POST", f"{V4}/feature_release/all", h.feature_release_all, ADMIN,
-              "Alias of featureRelease/all", None, EMPTY, tags=tags),
-        Route("GET", f"{V4}/feature_release/all", h.feature_release_all, ADMIN,
-              "Alias of featureRelease/all", None, EMPTY, tags=tags),
-        Route("GET", f"{V4}/health", h.health, PUBLIC, "Server health and identity", None, HEALTH,
-              tags=tags),
-        Route("GET", f"{V4}/license", h.licenses, USER, "Licenses with policy and live usage",
-              {"type": "object", "properties": {"product": STR}},
-              {"type": "array", "items": LICENSE_OBJECT}, tags=tags),
+        Route(
+            "GET",
+            "/",
+            h.front_page,
+            PUBLIC,
+            "The front page for people (200: the server is up)",
+            None,
+            {"type": "string"},
+            tags=("docs",),
+        ),
+        Route(
+            "POST",
+            f"{V4}/register",
+            h.register,
+            USER,
+            "Take or refresh a floating seat",
+            seat_body,
+            REGISTER_ANSWER,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/unregister",
+            h.unregister,
+            USER,
+            "Release a floating seat",
+            body(["user"], user=STR),
+            {"type": "string", "enum": ["user_unregistered"]},
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/unregister/all",
+            h.unregister_all,
+            ADMIN,
+            "Release every seat of every license",
+            None,
+            EMPTY,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/borrow",
+            h.borrow,
+            USER,
+            "Borrow a seat for offline use",
+            body(["user"], user=STR, borrowed_until=TIME, **CLIENT),
+            REGISTER_ANSWER,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/add_consumption",
+            h.add_consumption,
+            USER,
+            "Add consumptions to the license",
+            consumption,
+            CONSUMPTION_ANSWER,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/add_feature_consumption",
+            h.add_feature_consumption,
+            USER,
+            "Add consumptions to a feature",
+            body(["feature", "consumptions"], feature=STR, **consumption["properties"]),
+            FEATURE_OBJECT,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/featureRegister",
+            h.feature_register,
+            USER,
+            "Take or refresh a floating feature seat",
+            feature_seat,
+            FEATURE_SEAT_ANSWER,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/check_license_feature",
+            h.feature_register,
+            USER,
+            "Alias of featureRegister",
+            feature_seat,
+            FEATURE_SEAT_ANSWER,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/featureRelease",
+            h.feature_release,
+            USER,
+            "Release a floating feature seat",
+            feature_release,
+            {"type": "string", "enum": ["feature_released"]},
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/feature_release",
+            h.feature_release,
+            USER,
+            "Alias of featureRelease",
+            feature_release,
+            {"type": "string", "enum": ["feature_released"]},
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/featureRelease/all",
+            h.feature_release_all,
+            ADMIN,
+            "Release every feature seat",
+            None,
+            EMPTY,
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/featureRelease/all",
+            h.feature_release_all,
+            ADMIN,
+            "Release every feature seat",
+            None,
+            EMPTY,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/feature_release/all",
+            h.feature_release_all,
+            ADMIN,
+            "Alias of featureRelease/all",
+            None,
+            EMPTY,
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/feature_release/all",
+            h.feature_release_all,
+            ADMIN,
+            "Alias of featureRelease/all",
+            None,
+            EMPTY,
+            tags=tags,
+        ),
+        Route("GET", f"{V4}/health", h.health, PUBLIC, "Server health and identity", None, HEALTH, tags=tags),
+        Route(
+            "GET",
+            f"{V4}/license",
+            h.licenses,
+            USER,
+            "Licenses with policy and live usage",
+            {"type": "object", "properties": {"product": STR}},
+            {"type": "array", "items": LICENSE_OBJECT},
+            tags=tags,
+        ),
     ]
 
 
@@ -226,28 +462,77 @@ def admin_routes() -> list[Route]:
     tags = ("admin",)
     query_policy = {"type": "object", "required": ["product"], "properties": POLICY_FIELDS}
     return [
-        Route("POST", f"{V4}/licenses", h.add_license, ADMIN, "Add a license from its policy",
-              POLICY, LICENSE_OBJECT, status=201, tags=tags),
-        Route("GET", f"{V4}/addProduct", h.add_license, ADMIN,
-              "Add a license (V1 shape: policy as query parameters)", query_policy, LICENSE_OBJECT,
-              tags=tags),
-        Route("DELETE", f"{V4}/licenses/{{license_id}}", h.remove_license, ADMIN,
-              "Remove a license and its seats",
-              {"type": "object", "properties": {"license_id": {"type": "integer", "minimum": 1}}},
-              EMPTY, tags=tags),
-        Route("GET", f"{V4}/removeProduct", h.remove_product, ADMIN,
-              "Remove a license (V1 shape)",
-              {"type": "object", "required": ["product"], "properties": {"product": STR, "license_id": INT}},
-              {"type": "string", "enum": ["product_removed"]}, tags=tags),
-        Route("GET", f"{V4}/registrations", h.registrations, ADMIN, "Who holds which seat",
-              {"type": "object", "properties": {"license_id": INT}}, REGISTRATIONS, tags=tags),
-        Route("DELETE", f"{V4}/registrations/{{license_id}}/{{user}}", h.force_release, ADMIN,
-              "Force-release one seat",
-              {"type": "object", "properties": {"license_id": {"type": "integer", "minimum": 1},
-                                                "user": STR}},
-              EMPTY, tags=tags),
-        Route("GET", f"{V4}/hardware_key", h.hardware_key, ADMIN, "The hardware-key subsystem",
-              None, HARDWARE_KEY, tags=tags),
+        Route(
+            "POST",
+            f"{V4}/licenses",
+            h.add_license,
+            ADMIN,
+            "Add a license from its policy",
+            POLICY,
+            LICENSE_OBJECT,
+            status=201,
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/addProduct",
+            h.add_license,
+            ADMIN,
+            "Add a license (V1 shape: policy as query parameters)",
+            query_policy,
+            LICENSE_OBJECT,
+            tags=tags,
+        ),
+        Route(
+            "DELETE",
+            f"{V4}/licenses/{{license_id}}",
+            h.remove_license,
+            ADMIN,
+            "Remove a license and its seats",
+            {"type": "object", "properties": {"license_id": {"type": "integer", "minimum": 1}}},
+            EMPTY,
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/removeProduct",
+            h.remove_product,
+            ADMIN,
+            "Remove a license (V1 shape)",
+            {"type": "object", "required": ["product"], "properties": {"product": STR, "license_id": INT}},
+            {"type": "string", "enum": ["product_removed"]},
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/registrations",
+            h.registrations,
+            ADMIN,
+            "Who holds which seat",
+            {"type": "object", "properties": {"license_id": INT}},
+            REGISTRATIONS,
+            tags=tags,
+        ),
+        Route(
+            "DELETE",
+            f"{V4}/registrations/{{license_id}}/{{user}}",
+            h.force_release,
+            ADMIN,
+            "Force-release one seat",
+            {"type": "object", "properties": {"license_id": {"type": "integer", "minimum": 1}, "user": STR}},
+            EMPTY,
+            tags=tags,
+        ),
+        Route(
+            "GET",
+            f"{V4}/hardware_key",
+            h.hardware_key,
+            ADMIN,
+            "The hardware-key subsystem",
+            None,
+            HARDWARE_KEY,
+            tags=tags,
+        ),
     ]
 
 

@@ -17,8 +17,9 @@ Fields = dict[str, Any]
 
 
 def register(fk: Floatkey, body: Fields, _: Fields) -> Any:
-    return fk.register(f.product(body), f.user(body), license_id=inputs.license_id(body),
-                       client=f.client(body))
+    return fk.register(
+        f.product(body), f.user(body), license_id=inputs.license_id(body), client=f.client(body)
+    )
 
 
 def unregister(fk: Floatkey, body: Fields, _: Fields) -> Any:
@@ -32,8 +33,13 @@ def unregister_all(fk: Floatkey, _: Fields, __: Fields) -> Any:
 
 def borrow(fk: Floatkey, body: Fields, _: Fields) -> Any:
     product, user = f.product(body), f.user(body)
-    return fk.borrow(product, user, license_id=inputs.license_id(body), client=f.client(body),
-                     borrowed_until=f.borrowed_until(body, "borrowed_until"))
+    return fk.borrow(
+        product,
+        user,
+        license_id=inputs.license_id(body),
+        client=f.client(body),
+        borrowed_until=f.borrowed_until(body, "borrowed_until"),
+    )
 
 
 def add_consumption(fk: Floatkey, body: Fields, _: Fields) -> Any:
@@ -45,14 +51,19 @@ def add_consumption(fk: Floatkey, body: Fields, _: Fields) -> Any:
 def add_feature_consumption(fk: Floatkey, body: Fields, _: Fields) -> Any:
     product, feature = f.product(body), f.feature(body)
     inputs.text(body, "user")
-    return fk.add_feature_consumption(product, feature, f.consumptions(body),
-                                      license_id=inputs.license_id(body))
+    return fk.add_feature_consumption(
+        product, feature, f.consumptions(body), license_id=inputs.license_id(body)
+    )
 
 
 def feature_register(fk: Floatkey, body: Fields, _: Fields) -> Any:
     product, feature, user = f.product(body), f.feature(body), f.user(body)
     return fk.feature_register(
-        product, feature, user, license_id=inputs.license_id(body), client=f.client(body),
+        product,
+        feature,
+        user,
+        license_id=inputs.license_id(body),
+        client=f.client(body),
         borrow_until=f.borrowed_until(body, "borrow_until", "borrowed_until"),
     )
 

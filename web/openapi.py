@@ -48,8 +48,14 @@ def operation(route: Route) -> dict[str, Any]:
         "x-role": route.role,
         "responses": {str(route.status): {"description": "success", "content": _content(route.response)}},
     }
-    for status, what in ((400, "refused"), (401, "not logged in"), (403, "role may not"),
-                         (404, "not found"), (413, "body too large"), (429, "throttled")):
+    for status, what in (
+        (400, "refused"),
+        (401, "not logged in"),
+        (403, "role may not"),
+        (404, "not found"),
+        (413, "body too large"),
+        (429, "throttled"),
+    ):
         op["responses"][str(status)] = {
             "description": what,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -64,8 +70,14 @@ def operation(route: Route) -> dict[str, Any]:
         params = []
         for name, prop in schema.get("properties", {}).items():
             where = "path" if f"{{{name}}}" in route.path else "query"
-            params.append({"name": name, "in": where, "required": where == "path" or name in required,
-                           "schema": _scalar(prop)})
+            params.append(
+                {
+                    "name": name,
+                    "in": where,
+                    "required": where == "path" or name in required,
+                    "schema": _scalar(prop),
+                }
+            )
         if params:
             op["parameters"] = params
     return op
@@ -101,8 +113,14 @@ class OpenApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/api/v4/openapi.json", self.json, PUBLIC, "This OpenAPI document",
-                  tags=("docs",)),
-            Route("GET", "/api/v4/docs", self.docs, PUBLIC, "The API reference for people",
-                  response={"type": "string"}, tags=("docs",)),
+            Route("GET", "/api/v4/openapi.json", self.json, PUBLIC, "This OpenAPI document", tags=("docs",)),
+            Route(
+                "GET",
+                "/api/v4/docs",
+                self.docs,
+                PUBLIC,
+                "The API reference for people",
+                response={"type": "string"},
+                tags=("docs",),
+            ),
         ]

@@ -21,8 +21,12 @@ from floatkey.web.server import build_app, server_config
 logger = logging.getLogger(__name__)
 
 
-def mount(fk: Floatkey, settings: Settings, extra_routes: list[Route] | None = None,
-          extra_config: dict[str, Any] | None = None) -> cherrypy.Application:
+def mount(
+    fk: Floatkey,
+    settings: Settings,
+    extra_routes: list[Route] | None = None,
+    extra_config: dict[str, Any] | None = None,
+) -> cherrypy.Application:
     """Build the application with every route and mount it at ``/``."""
     docs = OpenApi()
     table = build_table(docs.routes() + (extra_routes or []))

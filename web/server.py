@@ -54,9 +54,11 @@ def match_route(table: RouteTable) -> None:
     if route is None:
         if known:
             cherrypy.serving.response.headers["Allow"] = ", ".join(table.allowed_methods(request.path_info))
-            raise JsonError(FloatkeyError(
-                "method_not_allowed", f"{request.method} is not allowed on {request.path_info}."
-            ))
+            raise JsonError(
+                FloatkeyError(
+                    "method_not_allowed", f"{request.method} is not allowed on {request.path_info}."
+                )
+            )
         raise JsonError(not_found(request.path_info))
     request.floatkey_route = route
     # The HTTP server decodes every escape of the path but %2F, so that segments stay apart.
@@ -188,13 +190,19 @@ def handle_error() -> None:
         response.body = error_body(http_error(exc.status, exc._message or ""))
         return
     request_id = uuid.uuid4().hex[:12]
-    logger.exception("internal error, request %s: %s %s", request_id,
-                     cherrypy.serving.request.method, cherrypy.serving.request.path_info)
-    response.body = error_body(FloatkeyError(
-        "internal_error",
-        f"The server failed on this request (request id {request_id}); it has been logged.",
-        request_id=request_id,
-    ))
+    logger.exception(
+        "internal error, request %s: %s %s",
+        request_id,
+        cherrypy.serving.request.method,
+        cherrypy.serving.request.path_info,
+    )
+    response.body = error_body(
+        FloatkeyError(
+            "internal_error",
+            f"The server failed on this request (request id {request_id}); it has been logged.",
+            request_id=request_id,
+        )
+    )
 
 
 def http_error(status: int, message: str) -> FloatkeyError:
@@ -212,8 +220,9 @@ def error_page(status: str, message: str, traceback: str, version: str) -> str:
     return json.dumps(error.to_dict())
 
 
-def build_app(fk: Floatkey, settings: Settings, table: RouteTable,
-              extra_config: dict[str, Any] | None = None) -> cherrypy.Application:
+def build_app(
+    fk: Floatkey, settings: Settings, table: RouteTable, extra_config: dict[str, Any] | None = None
+) -> cherrypy.Application:
     cherrypy.tools.floatkey_route = cherrypy.Tool("before_handler", match_route, priority=10)
     cherrypy.tools.floatkey_raw_body = cherrypy.Tool("before_request_body", raw_body)
     api = Api(fk, table, settings)

@@ -84,8 +84,9 @@ def pin(setting: str | int) -> int | None:
             return None
         raise ConfigError(f"cpuAffinity: cannot pin to CPU {cpu}: {exc.strerror or exc}") from None
     others = f"; other processes pinned to {format_cpus(taken)}" if taken & allowed else ""
-    logger.info("pinned to CPU %d (cpuAffinity: %s; allowed: %s%s)",
-                cpu, setting, format_cpus(allowed), others)
+    logger.info(
+        "pinned to CPU %d (cpuAffinity: %s; allowed: %s%s)", cpu, setting, format_cpus(allowed), others
+    )
     return cpu
 
 

@@ -59,10 +59,18 @@ def parser() -> argparse.ArgumentParser:
     _settings_args(serve)
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
-    serve.add_argument("--crash-if-no-hardware-key", action="store_true", default=None,
-                       help="exit with status 75 instead of refusing when a license's key is missing")
-    serve.add_argument("--user-authentication", action="store_true", default=None,
-                       help="require a login token on every route but /, /auth and health")
+    serve.add_argument(
+        "--crash-if-no-hardware-key",
+        action="store_true",
+        default=None,
+        help="exit with status 75 instead of refusing when a license's key is missing",
+    )
+    serve.add_argument(
+        "--user-authentication",
+        action="store_true",
+        default=None,
+        help="require a login token on every route but /, /auth and health",
+    )
     serve.set_defaults(run=run_serve)
 
     lic = sub.add_parser("licenses", help="add, list and remove licenses")
@@ -73,8 +81,13 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--policy", type=Path, help="JSON file of further policy fields (api.md)")
     for name, kind in _POLICY_FLAGS.items():
         add.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
-    add.add_argument("--hardware-key", dest="isHWKeyReq", action="store_true", default=None,
-                     help="bind the license to the hardware key plugged in now")
+    add.add_argument(
+        "--hardware-key",
+        dest="isHWKeyReq",
+        action="store_true",
+        default=None,
+        help="bind the license to the hardware key plugged in now",
+    )
     add.set_defaults(run=run_licenses_add)
     ls = lic_sub.add_parser("list", help="list licenses with live usage")
     _target_args(ls)
@@ -97,11 +110,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 _POLICY_FLAGS: dict[str, Any] = {
-    "product_name": str, "license_type": str, "license_key": str, "floating_users": int,
-    "floating_timeout": int, "max_borrow_time": int, "validity_period": str, "start_date": str,
-    "max_consumptions": int, "allow_overages": str, "max_overages": int,
-    "allow_unlimited_consumptions": str, "allow_negative_consumptions": str,
-    "reset_consumption": str, "consumption_period": str, "hardware_key_serial": str,
+    "product_name": str,
+    "license_type": str,
+    "license_key": str,
+    "floating_users": int,
+    "floating_timeout": int,
+    "max_borrow_time": int,
+    "validity_period": str,
+    "start_date": str,
+    "max_consumptions": int,
+    "allow_overages": str,
+    "max_overages": int,
+    "allow_unlimited_consumptions": str,
+    "allow_negative_consumptions": str,
+    "reset_consumption": str,
+    "consumption_period": str,
+    "hardware_key_serial": str,
 }
 
 
@@ -111,10 +135,16 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("FLOATKEY_URL", "http://127.0.0.1:8080"),
-                   help="the running server (default $FLOATKEY_URL or http://127.0.0.1:8080)")
-    p.add_argument("--direct", action="store_true",
-                   help="work on the data directory itself; refused while a server uses it")
+    p.add_argument(
+        "--url",
+        default=os.environ.get("FLOATKEY_URL", "http://127.0.0.1:8080"),
+        help="the running server (default $FLOATKEY_URL or http://127.0.0.1:8080)",
+    )
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="work on the data directory itself; refused while a server uses it",
+    )
     _settings_args(p)
 
 
@@ -174,9 +204,11 @@ def run_licenses_list(args: argparse.Namespace) -> int:
         query = "?" + urllib.parse.urlencode({"product": args.product}) if args.product else ""
         answer = _http(args.url, "GET", "/api/v4/license" + query)
     for lic in answer:
-        print(f"{lic['id']:>6}  {lic['product_details']['short_code']:<20} "
-              f"{lic['floating_in_use_devices']}/{lic['floating_users']} seats  "
-              f"{lic['license_type']}{'  hardware key' if lic['is_hardware_key_auth'] else ''}")
+        print(
+            f"{lic['id']:>6}  {lic['product_details']['short_code']:<20} "
+            f"{lic['floating_in_use_devices']}/{lic['floating_users']} seats  "
+            f"{lic['license_type']}{'  hardware key' if lic['is_hardware_key_auth'] else ''}"
+        )
     return 0
 
 
@@ -222,7 +254,8 @@ def _http(url: str, method: str, path: str, body: dict[str, Any] | None = None) 
         raise FloatkeyError(error.get("code", "internal_error"), error.get("message", str(exc))) from None
     except urllib.error.URLError as exc:
         raise FloatkeyError(
-            "service_unavailable", f"No floatkey server answers at {url} ({exc.reason}); "
+            "service_unavailable",
+            f"No floatkey server answers at {url} ({exc.reason}); "
             "start one, or pass --url, or --direct to work on the data directory.",
         ) from None
     if not raw:

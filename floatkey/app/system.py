@@ -94,13 +94,14 @@ class Floatkey:
             raise
         self._directory = ref.proxy()
         self._refs = [ref]
-        self._refs.append(IdentityActor.start(
-            self.machine_id, self._identity, self._holder.current.key_serials()
-        ))
+        self._refs.append(
+            IdentityActor.start(self.machine_id, self._identity, self._holder.current.key_serials())
+        )
         if self._start_key_actor:
             self._keys = self._start_hardware_keys()
-        self._sweeper = _Sweeper(self._holder, self.settings.expiry_sweep_interval, self._clock,
-                                 self._timeout)
+        self._sweeper = _Sweeper(
+            self._holder, self.settings.expiry_sweep_interval, self._clock, self._timeout
+        )
         self._sweeper.start()
         logger.info("floatkey %s started on %s", __version__, self.settings.data_dir)
         return self
@@ -134,36 +135,65 @@ class Floatkey:
 
     # Client actions (V1)
 
-    def register(self, product: str, user: str, *, license_id: int | None = None,
-                 client: ClientInfo = NO_CLIENT) -> dict[str, Any]:
+    def register(
+        self, product: str, user: str, *, license_id: int | None = None, client: ClientInfo = NO_CLIENT
+    ) -> dict[str, Any]:
         """Take or refresh ``user``'s floating seat; answers the register answer of api.md."""
         return self._act(product, license_id, "registering user", "register", user, client)
 
-    def borrow(self, product: str, user: str, *, borrowed_until: datetime | None = None,
-               license_id: int | None = None, client: ClientInfo = NO_CLIENT) -> dict[str, Any]:
-        return self._act(product, license_id, "borrowing license", "borrow", user, client,
-                         borrowed_until)
+    def borrow(
+        self,
+        product: str,
+        user: str,
+        *,
+        borrowed_until: datetime | None = None,
+        license_id: int | None = None,
+        client: ClientInfo = NO_CLIENT,
+    ) -> dict[str, Any]:
+        return self._act(product, license_id, "borrowing license", "borrow", user, client, borrowed_until)
 
     def unregister(self, product: str, user: str, *, license_id: int | None = None) -> str:
         return self._act(product, license_id, "unregistering user", "unregister", user)
 
-    def add_consumption(self, product: str, consumptions: int, *,
-                        license_id: int | None = None) -> dict[str, Any]:
+    def add_consumption(
+        self, product: str, consumptions: int, *, license_id: int | None = None
+    ) -> dict[str, Any]:
         return self._act(product, license_id, "adding consumption", "add_consumption", consumptions)
 
-    def add_feature_consumption(self, product: str, feature: str, consumptions: int, *,
-                                license_id: int | None = None) -> dict[str, Any]:
-        return self._act(product, license_id, "adding feature consumption",
-                         "add_feature_consumption", feature, consumptions)
+    def add_feature_consumption(
+        self, product: str, feature: str, consumptions: int, *, license_id: int | None = None
+    ) -> dict[str, Any]:
+        return self._act(
+            product,
+            license_id,
+            "adding feature consumption",
+            "add_feature_consumption",
+            feature,
+            consumptions,
+        )
 
-    def feature_register(self, product: str, feature: str, user: str, *,
-                         license_id: int | None = None, client: ClientInfo = NO_CLIENT,
-                         borrow_until: datetime | None = None) -> dict[str, Any]:
-        return self._act(product, license_id, "registering feature", "feature_register",
-                         feature, user, client, borrow_until)
+    def feature_register(
+        self,
+        product: str,
+        feature: str,
+        user: str,
+        *,
+        license_id: int | None = None,
+        client: ClientInfo = NO_CLIENT,
+        borrow_until: datetime | None = None,
+    ) -> dict[str, Any]:
+        return self._act(
+            product,
+            license_id,
+            "registering feature",
+            "feature_register",
+            feature,
+            user,
+            client,
+            borrow_until,
+        )
 
-    def feature_release(self, product: str, feature: str, user: str, *,
-                        license_id: int | None = None) -> str:
+    def feature_release(self, product: str, feature: str, user: str, *, license_id: int | None = None) -> str:
         return self._act(product, license_id, "releasing feature", "feature_release", feature, user)
 
     def unregister_all(self) -> None:
@@ -223,10 +253,17 @@ class Floatkey:
         if self.storage is None:
             raise FloatkeyError("service_unavailable", "floatkey is not running.")
         writable, since = self.storage.writable
-        return {"status": "ok", "version": __version__, "hardware_id": self.hardware_id,
-                "hardware_key": self.hardware_key_status(),
-                "storage": {"writable": writable, "since": format_time(since),
-                            "map_used": round(self.storage.map_used(), 4)}}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "hardware_id": self.hardware_id,
+            "hardware_key": self.hardware_key_status(),
+            "storage": {
+                "writable": writable,
+                "since": format_time(since),
+                "map_used": round(self.storage.map_used(), 4),
+            },
+        }
 
     def hardware_key_status(self) -> dict[str, Any]:
         """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""
@@ -292,7 +329,8 @@ class Floatkey:
     def _crash(self, action: str) -> None:
         logger.critical(
             "no valid hardware key for %s and crashIfNoHardwareKey is set: exiting with status %d",
-            action, EXIT_NO_HARDWARE_KEY,
+            action,
+            EXIT_NO_HARDWARE_KEY,
         )
         if self.storage is not None:
             try:
@@ -335,8 +373,9 @@ class _Sweeper:
     group (up to four licenses with seats due at once, the usual case) never rests.
     """
 
-    def __init__(self, holder: IndexHolder, interval: float, clock: Callable[[], datetime],
-                 timeout: float) -> None:
+    def __init__(
+        self, holder: IndexHolder, interval: float, clock: Callable[[], datetime], timeout: float
+    ) -> None:
         self._holder = holder
         self._interval = interval
         self._clock = clock
@@ -362,8 +401,11 @@ class _Sweeper:
         """Sweep every license with a seat due now; returns how many were swept."""
         now = self._clock()
         entries = self._holder.current.by_id
-        due = [entries[license_id] for license_id, at in list(self._holder.due.items())
-               if at is not None and now >= at and license_id in entries]
+        due = [
+            entries[license_id]
+            for license_id, at in list(self._holder.due.items())
+            if at is not None and now >= at and license_id in entries
+        ]
         began = 0.0  # when the current group was told; read from the second group on
         for start in range(0, len(due), SWEEP_GROUP):
             if start:
@@ -372,7 +414,7 @@ class _Sweeper:
                     break
             began = time.monotonic()
             group = []
-            for entry in due[start:start + SWEEP_GROUP]:
+            for entry in due[start : start + SWEEP_GROUP]:
                 try:
                     group.append((entry.license_id, entry.proxy.sweep()))
                 except pykka.ActorDeadError:
@@ -385,8 +427,9 @@ class _Sweeper:
                 except pykka.ActorDeadError:
                     logger.debug("license %d removed during a sweep", license_id)
                 except pykka.Timeout:
-                    logger.warning("license %d did not finish its sweep within %g s", license_id,
-                                   self._timeout)
+                    logger.warning(
+                        "license %d did not finish its sweep within %g s", license_id, self._timeout
+                    )
                 except Exception:
                     logger.exception("license %d failed to sweep its seats", license_id)
         return len(due)

@@ -46,9 +46,11 @@ def main(argv: list[str]) -> int:
     except (ConfigError, StorageError) as exc:
         print(f"floatkey users: {exc}", file=sys.stderr)
         if isinstance(exc, StorageError) and "in use" in str(exc):
-            print(f"floatkey users: while the server runs, use its HTTP API instead: "
-                  f"{_WHILE_RUNNING[args.action]} with an admin's token (docs/authentication.md).",
-                  file=sys.stderr)
+            print(
+                f"floatkey users: while the server runs, use its HTTP API instead: "
+                f"{_WHILE_RUNNING[args.action]} with an admin's token (docs/authentication.md).",
+                file=sys.stderr,
+            )
         return 2
     except FloatkeyError as exc:
         print(f"floatkey users: {exc.message}", file=sys.stderr)
@@ -64,8 +66,9 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     source.add_argument("--password", help="the password itself (visible to `ps`: avoid)")
 
-    p = argparse.ArgumentParser(prog="floatkey users",
-                                description="Manage the users of authentication mode (server stopped).")
+    p = argparse.ArgumentParser(
+        prog="floatkey users", description="Manage the users of authentication mode (server stopped)."
+    )
     sub = p.add_subparsers(metavar="ACTION")
     add = sub.add_parser("add", parents=[common, secret], help="add a user")
     add.add_argument("username")
@@ -82,8 +85,9 @@ def parser() -> argparse.ArgumentParser:
     role.add_argument("username")
     role.add_argument("role", choices=ROLES)
     role.set_defaults(action="role")
-    rotate = sub.add_parser("rotate-secret", parents=[common],
-                            help="replace the token secret: every token stops working")
+    rotate = sub.add_parser(
+        "rotate-secret", parents=[common], help="replace the token secret: every token stops working"
+    )
     rotate.set_defaults(action="rotate-secret")
     return p
 
@@ -115,14 +119,18 @@ def _run(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def read_password(args: argparse.Namespace) -> str:
     if args.password is not None:
-        print("floatkey users: warning: a password on the command line is visible to every user of "
-              "this machine (ps, shell history); prefer the prompt or --password-stdin", file=sys.stderr)
+        print(
+            "floatkey users: warning: a password on the command line is visible to every user of "
+            "this machine (ps, shell history); prefer the prompt or --password-stdin",
+            file=sys.stderr,
+        )
         return args.password
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise FloatkeyError("missing_parameters",
-                            "No terminal to ask for the password: pipe it with --password-stdin.")
+        raise FloatkeyError(
+            "missing_parameters", "No terminal to ask for the password: pipe it with --password-stdin."
+        )
     first = getpass.getpass("Password: ")
     if getpass.getpass("Password again: ") != first:
         raise FloatkeyError("validation_error", "The two passwords differ.")
@@ -137,9 +145,13 @@ def accounts(settings: config.Settings) -> Iterator[Accounts]:
     hashing = PasswordHashing()
     ref = None
     try:
-        ref = AuthActor.start(storage, holder, Throttle(settings.auth.max_failed_logins,
-                                                        settings.auth.throttle_window),
-                              hashing=hashing, initial_admin_password=None)
+        ref = AuthActor.start(
+            storage,
+            holder,
+            Throttle(settings.auth.max_failed_logins, settings.auth.throttle_window),
+            hashing=hashing,
+            initial_admin_password=None,
+        )
         acc = Accounts(ref.proxy(), holder, None, hashing, settings.actor_timeout)
         acc.users()
         yield acc

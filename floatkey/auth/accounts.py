@@ -35,14 +35,22 @@ def login_failed() -> FloatkeyError:
 
 
 def throttled(retry_after: int) -> FloatkeyError:
-    return FloatkeyError("too_many_requests",
-                         f"Too many failed logins; try again in {retry_after} seconds.",
-                         retry_after=retry_after)
+    return FloatkeyError(
+        "too_many_requests",
+        f"Too many failed logins; try again in {retry_after} seconds.",
+        retry_after=retry_after,
+    )
 
 
 class Accounts:
-    def __init__(self, actor: Any, holder: UserHolder, signer: TokenSigner | None,
-                 hashing: PasswordHashing, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        actor: Any,
+        holder: UserHolder,
+        signer: TokenSigner | None,
+        hashing: PasswordHashing,
+        timeout: float = 10.0,
+    ) -> None:
         self._actor = actor
         self._holder = holder
         self.signer = signer
@@ -125,7 +133,8 @@ class Accounts:
         try:
             return future.get(timeout=self._timeout)
         except pykka.Timeout:
-            raise FloatkeyError("service_unavailable",
-                                "The authentication service is overloaded; try again shortly.") from None
+            raise FloatkeyError(
+                "service_unavailable", "The authentication service is overloaded; try again shortly."
+            ) from None
         except pykka.ActorDeadError:
             raise FloatkeyError("service_unavailable", "floatkey is not running.") from None

@@ -24,11 +24,25 @@ MAX_LENGTH = 256
 #: Letters, digits and ``. _ @ -``; what fits in a Basic header and a URL path unescaped.
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
-_COMMON = frozenset({
-    "123456789012", "1234567890123", "password1234", "passwordpassword", "qwertyuiopas",
-    "adminadminadmin", "administrator", "letmeinletmein", "changemechangeme", "floatkeyfloatkey",
-    "licenseserver", "iloveyou1234", "000000000000", "111111111111", "aaaaaaaaaaaa",
-})
+_COMMON = frozenset(
+    {
+        "123456789012",
+        "1234567890123",
+        "password1234",
+        "passwordpassword",
+        "qwertyuiopas",
+        "adminadminadmin",
+        "administrator",
+        "letmeinletmein",
+        "changemechangeme",
+        "floatkeyfloatkey",
+        "licenseserver",
+        "iloveyou1234",
+        "000000000000",
+        "111111111111",
+        "aaaaaaaaaaaa",
+    }
+)
 
 
 def username_problems(username: str) -> list[str]:

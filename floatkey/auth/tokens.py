@@ -68,7 +68,9 @@ class TokenSigner:
         """
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM],
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
                 options={"require": _REQUIRED, "verify_exp": True, "verify_iat": True, "verify_nbf": True},
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
@@ -96,8 +98,10 @@ def load_or_create_secret(data_dir: Path) -> bytes:
             logger.info("token secret created in %s", path)
             return secret
     if len(secret) < SECRET_BYTES:
-        raise StorageError(f"{path} is too short to be a token secret; remove it to start afresh "
-                                "(every token becomes invalid)")
+        raise StorageError(
+            f"{path} is too short to be a token secret; remove it to start afresh "
+            "(every token becomes invalid)"
+        )
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
         logger.warning("%s was readable by others; made owner-only", path)

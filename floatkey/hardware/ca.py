@@ -52,9 +52,15 @@ def make_ca(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -156,8 +162,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", type=Path, required=True, help="folder for ca.key and ca.pem")
     issue_cmd = sub.add_parser("issue", help="certify a hardware key's slot-9A public key")
     issue_cmd.add_argument("--dir", type=Path, required=True, help="folder of the CA")
-    issue_cmd.add_argument("--public-key", type=Path, required=True,
-                           help="PEM public key, as `ykman piv keys generate` writes it")
+    issue_cmd.add_argument(
+        "--public-key",
+        type=Path,
+        required=True,
+        help="PEM public key, as `ykman piv keys generate` writes it",
+    )
     issue_cmd.add_argument("--serial", type=int, required=True, help="the key's serial number")
     issue_cmd.add_argument("--out", type=Path, required=True, help="PEM certificate to write")
     return parser
@@ -168,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             create_ca(args.dir)
-            print(f"CA written: {args.dir / CA_CERT_FILE} (certificate), "
-                  f"{args.dir / CA_KEY_FILE} (private key, keep it off the server)")
+            print(
+                f"CA written: {args.dir / CA_CERT_FILE} (certificate), "
+                f"{args.dir / CA_KEY_FILE} (private key, keep it off the server)"
+            )
             return 0
         ca_key, ca_cert = load_ca(args.dir)
         cert = issue(ca_key, ca_cert, _load_public_key(args.public_key), args.serial)

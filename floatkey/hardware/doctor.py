@@ -37,7 +37,7 @@ MACOS_GUIDANCE = (
     "  (or `sudo lsof -U | grep -i smartcard`), and test the stack with `pcsctest`."
 )
 WINDOWS_GUIDANCE = (
-    "Windows: check the \"Smart Card\" service (SCardSvr) in Task Manager > Services or with\n"
+    'Windows: check the "Smart Card" service (SCardSvr) in Task Manager > Services or with\n'
     "  `sc query SCardSvr`; find the process holding the card with Sysinternals Process\n"
     "  Explorer (Find > Find Handle or DLL: WinSCard)."
 )
@@ -103,9 +103,7 @@ def describe_process(pid: int, proc: Path = Path("/proc")) -> str:
 def pcscd_clients(socket_path: str = PCSCD_SOCKET) -> list[str] | None:
     """Processes connected to pcscd (Linux), or None when ``ss`` is not available."""
     try:
-        text = subprocess.run(
-            ["ss", "-xp"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
+        text = subprocess.run(["ss", "-xp"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     owners = socket_owners(set(parse_ss_peers(text, socket_path)))
@@ -143,8 +141,9 @@ def _connect_bounded(reader: str, timeout: float) -> tuple[CardLink | None, str 
     return None, f"cannot connect: {PcscError(hresult)}"
 
 
-def _check_card(reader: str, ca: x509.Certificate | None, pin: str | None, timeout: float,
-                out: Printer) -> bool:
+def _check_card(
+    reader: str, ca: x509.Certificate | None, pin: str | None, timeout: float, out: Printer
+) -> bool:
     link, why = _connect_bounded(reader, timeout)
     if link is None:
         out(f"    key: not checked: {why}")
@@ -171,9 +170,7 @@ def _readers(out: Printer) -> list[tuple[str, bool, bytes]] | None:
         return None
     try:
         hresult, names = scard.SCardListReaders(context, [])
-        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE or (
-            hresult == scard.SCARD_S_SUCCESS and not names
-        ):
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE or (hresult == scard.SCARD_S_SUCCESS and not names):
             out("PC/SC service: running")
             return []
         if hresult != scard.SCARD_S_SUCCESS:
@@ -211,8 +208,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="floatkey configuration file (YAML)")
     parser.add_argument("--ca", type=Path, help="vendor CA certificate the keys must chain to")
     parser.add_argument("--pin-file", type=Path, help="file holding the keys' PIN")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds to wait for a card (default: hardwareKey.pcscTimeout)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for a card (default: hardwareKey.pcscTimeout)",
+    )
     return parser
 
 
@@ -233,14 +234,17 @@ def main(argv: list[str] | None = None, out: Printer = print) -> int:
     return 0 if healthy else 1
 
 
-def _report_cards(ca: x509.Certificate | None, pin: str | None, timeout: float,
-                  ignore: tuple[str, ...], out: Printer) -> bool:
+def _report_cards(
+    ca: x509.Certificate | None, pin: str | None, timeout: float, ignore: tuple[str, ...], out: Printer
+) -> bool:
     readers = _readers(out)
     if readers is None:
         out("  Start it: `sudo systemctl start pcscd` (or `pcscd --foreground`).")
         return False
-    out(f"CA: {'configured' if ca is not None else 'none (any PIV key counts)'}; "
-        f"PIN: {'configured' if pin is not None else 'none (sign without VERIFY)'}")
+    out(
+        f"CA: {'configured' if ca is not None else 'none (any PIV key counts)'}; "
+        f"PIN: {'configured' if pin is not None else 'none (sign without VERIFY)'}"
+    )
     if not readers:
         out("Readers: none (is the key plugged in?)")
         return False

@@ -18,8 +18,7 @@ from smartcard import scard
 from floatkey.errors import FloatkeyError
 
 BUSY_MESSAGE = (
-    "Another process holds the smart card reader of the hardware key; "
-    "run `floatkey doctor` to see which."
+    "Another process holds the smart card reader of the hardware key; run `floatkey doctor` to see which."
 )
 SCARD_E_SHARING_VIOLATION = 0x8010000B
 SCARD_E_TIMEOUT = 0x8010000A
@@ -28,7 +27,6 @@ SCARD_E_TIMEOUT = 0x8010000A
 def reader_busy() -> FloatkeyError:
     """The error of an action whose key is held by another process."""
     return FloatkeyError("hardware_key_reader_busy", BUSY_MESSAGE)
-
 
 
 class PcscError(Exception):
@@ -67,7 +65,9 @@ def open_link(reader: str) -> tuple[CardLink | None, int]:
     if hresult != scard.SCARD_S_SUCCESS:
         return None, hresult
     hresult, card, protocol = scard.SCardConnect(
-        context, reader, scard.SCARD_SHARE_EXCLUSIVE,
+        context,
+        reader,
+        scard.SCARD_SHARE_EXCLUSIVE,
         scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
     )
     if hresult != scard.SCARD_S_SUCCESS:

@@ -284,9 +284,7 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
             sock = socket.create_connection((host, port), timeout=max(timeout, 0.1))
             break
         except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.ECONNRESET) or (
-                time.monotonic() >= deadline
-            ):
+            if exc.errno not in (errno.ECONNREFUSED, errno.ECONNRESET) or (time.monotonic() >= deadline):
                 raise
             time.sleep(0.05)
     sock.settimeout(None)
@@ -358,17 +356,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca-cert", type=Path, help="CA certificate (PEM), with --ca-key")
     parser.add_argument("--ca-key", type=Path, help="CA private key (PEM), with --ca-cert")
     parser.add_argument("--host", default="127.0.0.1", help="where vpcd listens")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help="35963 = reader 'Virtual PCD 00 00', 35964 = 'Virtual PCD 00 01'")
-    parser.add_argument("--bad-signature", action="store_true",
-                        help="sign with a key that does not match the certificate (tests)")
-    parser.add_argument("--wait", type=float, default=10.0,
-                        help="seconds to wait for vpcd to listen")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="35963 = reader 'Virtual PCD 00 00', 35964 = 'Virtual PCD 00 01'",
+    )
+    parser.add_argument(
+        "--bad-signature",
+        action="store_true",
+        help="sign with a key that does not match the certificate (tests)",
+    )
+    parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for vpcd to listen")
     return parser
 
 
-def _load_ca(args: argparse.Namespace) -> tuple[ec.EllipticCurvePrivateKey | None,
-                                                  x509.Certificate | None]:
+def _load_ca(args: argparse.Namespace) -> tuple[ec.EllipticCurvePrivateKey | None, x509.Certificate | None]:
     if args.ca_dir is not None:
         return ca.load_ca(args.ca_dir)
     if (args.ca_cert is None) != (args.ca_key is None):
@@ -399,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     issuer = "self-signed" if ca_cert is None else "issued by the CA"
-    print(f"virtual key {args.serial} plugged into {args.host}:{args.port} "
-          f"(certificate {issuer})", flush=True)
+    print(
+        f"virtual key {args.serial} plugged into {args.host}:{args.port} (certificate {issuer})", flush=True
+    )
     try:
         serve(sock, card)
     except KeyboardInterrupt:

@@ -91,8 +91,9 @@ class Watcher:
         if hresult != scard.SCARD_S_SUCCESS:
             self._release()
             return None, []
-        seen = {name: (bool(ev & scard.SCARD_STATE_PRESENT), (ev >> 16) & 0xFFFF)
-                for name, ev, _atr in states}
+        seen = {
+            name: (bool(ev & scard.SCARD_STATE_PRESENT), (ev >> 16) & 0xFFFF) for name, ev, _atr in states
+        }
         return seen, [(name, ev) for name, ev, _atr in states]
 
     def _wait(self, states: list[tuple[str, int]]) -> None:

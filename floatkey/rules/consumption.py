@@ -70,9 +70,7 @@ def add(counter: Counter, n: int, policy: ConsumptionPolicy, now: datetime, what
     counter = current(counter, policy, now)
     if n < 0:
         if not policy.allow_negative_consumptions:
-            raise FloatkeyError(
-                "validation_error", f"Negative consumptions are not allowed on the {what}."
-            )
+            raise FloatkeyError("validation_error", f"Negative consumptions are not allowed on the {what}.")
         if counter.total + n < 0:
             raise FloatkeyError(
                 "validation_error",

@@ -64,8 +64,9 @@ class LicenseBook:
         seat = self._take(user, client, now, None)
         return self.register_answer(seat, now), Changes(seats={user: seat})
 
-    def borrow(self, user: str, client: ClientInfo, until: datetime | None,
-               now: datetime) -> tuple[dict[str, Any], Changes]:
+    def borrow(
+        self, user: str, client: ClientInfo, until: datetime | None, now: datetime
+    ) -> tuple[dict[str, Any], Changes]:
         seats.check_usable(self.policy, now)
         deadline = seats.borrow_deadline(self.policy, until, now)
         seat = self._take(user, client, now, deadline)
@@ -91,22 +92,20 @@ class LicenseBook:
         }
         return answer, Changes(counters=True)
 
-    def add_feature_consumption(self, code: str, n: int,
-                                now: datetime) -> tuple[dict[str, Any], Changes]:
+    def add_feature_consumption(self, code: str, n: int, now: datetime) -> tuple[dict[str, Any], Changes]:
         seats.check_usable(self.policy, now)
         feature = self._feature(code, now)
         if feature.feature_type != "consumption":
-            raise FloatkeyError(
-                "validation_error", f"The feature {code!r} is not a consumption feature."
-            )
+            raise FloatkeyError("validation_error", f"The feature {code!r} is not a consumption feature.")
         counter = self.feature_consumption.get(code, Counter())
         self.feature_consumption[code] = consumption.add(
             counter, n, feature.consumption, now, f"feature {code!r}"
         )
         return self.feature_object(feature, now), Changes(counters=True)
 
-    def feature_register(self, code: str, user: str, client: ClientInfo,
-                         borrow_until: datetime | None, now: datetime) -> tuple[dict[str, Any], Changes]:
+    def feature_register(
+        self, code: str, user: str, client: ClientInfo, borrow_until: datetime | None, now: datetime
+    ) -> tuple[dict[str, Any], Changes]:
         seats.check_usable(self.policy, now)
         feature = self._feature(code, now)
         if not feature.is_floating:
@@ -117,10 +116,14 @@ class LicenseBook:
             deadline = seats.borrow_deadline(self.policy, borrow_until, now)
         holders = self.feature_seats.get(code, {})
         seat = seats.take_seat(
-            holders, user, client,
+            holders,
+            user,
+            client,
             capacity=feature.floating_users,
             timeout_minutes=feature.timeout_minutes(self.policy.floating_timeout),
-            now=now, borrowed_until=deadline, what=f"feature {code!r}",
+            now=now,
+            borrowed_until=deadline,
+            what=f"feature {code!r}",
         )
         self.feature_seats.setdefault(code, {})[user] = seat
         self._note_expiry(seat)
@@ -303,22 +306,27 @@ class LicenseBook:
                 for code, holders in self.feature_seats.items()
                 if (held := holders.get(user)) is not None and held.is_live(now)
             ]
-            out.append({
-                "license_id": self.license_id,
-                "product": self.policy.product,
-                **seat.to_answer(),
-                "features": features,
-            })
+            out.append(
+                {
+                    "license_id": self.license_id,
+                    "product": self.policy.product,
+                    **seat.to_answer(),
+                    "features": features,
+                }
+            )
         return out
 
     # Helpers
 
     def _take(self, user: str, client: ClientInfo, now: datetime, until: datetime | None) -> Seat:
         seat = seats.take_seat(
-            self.seats, user, client,
+            self.seats,
+            user,
+            client,
             capacity=self.policy.floating_users,
             timeout_minutes=self.policy.floating_timeout,
-            now=now, borrowed_until=until,
+            now=now,
+            borrowed_until=until,
         )
         self.seats[user] = seat
         self._note_expiry(seat)
@@ -329,8 +337,7 @@ class LicenseBook:
         if seat is None or not seat.is_live(now):
             raise FloatkeyError(
                 "registration_not_found",
-                f"The user {user!r} holds no seat of the license of {self.policy.product}; "
-                "register first.",
+                f"The user {user!r} holds no seat of the license of {self.policy.product}; register first.",
             )
         return seat
 

@@ -170,9 +170,7 @@ def _consumption(fields: Mapping[str, Any], max_name: str) -> ConsumptionPolicy:
     if period is not None and period not in PERIODS:
         raise inputs.invalid("consumption_period", "one of " + ", ".join(PERIODS), period)
     if reset and period is None:
-        raise FloatkeyError(
-            "missing_parameters", "reset_consumption needs a consumption_period to reset on."
-        )
+        raise FloatkeyError("missing_parameters", "reset_consumption needs a consumption_period to reset on.")
     return ConsumptionPolicy(
         max_consumptions=_int(fields, max_name, 0, 0, MAX_LIMIT),
         allow_overages=_bool(fields, "allow_overages", False, aliases=("allowOverages",)),
@@ -190,8 +188,7 @@ def _int(fields: Mapping[str, Any], name: str, default: int, low: int, high: int
     return value
 
 
-def _bool(fields: Mapping[str, Any], name: str, default: bool,
-          aliases: tuple[str, ...] = ()) -> bool:
+def _bool(fields: Mapping[str, Any], name: str, default: bool, aliases: tuple[str, ...] = ()) -> bool:
     value = inputs.boolean(fields, name, default=default, aliases=aliases)
     assert value is not None
     return value

@@ -47,8 +47,14 @@ class System:
         self.holder = UserHolder()
         self.clock = Clock()
         self.hashing = SpyHashing()
-        self.ref = AuthActor.start(self.storage, self.holder, Throttle(3, 60), hashing=self.hashing,
-                                   initial_admin_password=initial_admin_password, monotonic=self.clock)
+        self.ref = AuthActor.start(
+            self.storage,
+            self.holder,
+            Throttle(3, 60),
+            hashing=self.hashing,
+            initial_admin_password=initial_admin_password,
+            monotonic=self.clock,
+        )
         signer = TokenSigner(b"k" * 32, 3600)
         self.accounts = Accounts(self.ref.proxy(), self.holder, signer, self.hashing, timeout=10)
         self.accounts.users()
@@ -118,8 +124,11 @@ def test_unknown_user_and_wrong_password_look_the_same(system: System) -> None:
         with pytest.raises(FloatkeyError) as caught:
             system.accounts.login(name, password, "10.0.0.1")
         errors.append(caught.value.to_dict())
-    assert errors[0] == errors[1] == {"status": 401, "code": "authentication_failed",
-                                      "message": "Wrong username or password."}
+    assert (
+        errors[0]
+        == errors[1]
+        == {"status": 401, "code": "authentication_failed", "message": "Wrong username or password."}
+    )
     # Both paths paid for one argon2 verification: the unknown user against the dummy hash.
     assert len(system.hashing.verified) == 2
     assert system.hashing.verified[1] is None
@@ -137,15 +146,19 @@ def test_password_change_voids_earlier_tokens(system: System) -> None:
 def test_own_password_change_checks_the_old_one(system: System) -> None:
     system.accounts.add_user("alice", PW, "user")
     alice = system.accounts.authenticate(system.token("alice"))
-    assert code_of(lambda: system.accounts.change_own_password(alice, "wrong old one", PW2, "a")) \
+    assert (
+        code_of(lambda: system.accounts.change_own_password(alice, "wrong old one", PW2, "a"))
         == "authentication_failed"
+    )
     assert code_of(lambda: system.accounts.change_own_password(alice, PW, PW, "a")) == "validation_error"
     assert code_of(lambda: system.accounts.change_own_password(alice, PW, "short", "a")) == "validation_error"
     changed = system.accounts.change_own_password(alice, PW, PW2, "a")
     assert changed.stamp != alice.stamp
     # A second change with the stale view (stamp) of before is refused.
-    assert code_of(lambda: system.accounts.change_own_password(alice, PW2, "third long password", "a")) \
+    assert (
+        code_of(lambda: system.accounts.change_own_password(alice, PW2, "third long password", "a"))
         == "unauthorized"
+    )
 
 
 def test_role_change_voids_earlier_tokens(system: System) -> None:
@@ -195,8 +208,10 @@ def test_an_outdated_hash_is_replaced_at_login_and_tokens_stay_valid(system: Sys
 def test_throttled_per_user_even_with_the_right_password(system: System) -> None:
     system.accounts.add_user("alice", PW, "user")
     for i in range(3):
-        assert code_of(lambda i=i: system.accounts.login("alice", "wrong password!", f"10.0.0.{i}")) \
+        assert (
+            code_of(lambda i=i: system.accounts.login("alice", "wrong password!", f"10.0.0.{i}"))
             == "authentication_failed"
+        )
     with pytest.raises(FloatkeyError) as caught:
         system.accounts.login("alice", PW, "10.9.9.9")
     assert caught.value.code == "too_many_requests"
@@ -213,18 +228,21 @@ def test_throttled_per_address_across_usernames(system: System) -> None:
     system.accounts.add_user("alice", PW, "user")
     for name in ("x1", "x2", "x3"):
         system.accounts.add_user(name, PW, "user")
-        assert code_of(lambda n=name: system.accounts.login(n, "wrong password!", "10.6.6.6")) \
+        assert (
+            code_of(lambda n=name: system.accounts.login(n, "wrong password!", "10.6.6.6"))
             == "authentication_failed"
+        )
     assert code_of(lambda: system.accounts.login("alice", PW, "10.6.6.6")) == "too_many_requests"
     assert system.accounts.login("alice", PW, "10.0.0.1").username == "alice"
 
 
 def test_unknown_users_are_throttled_like_known_ones(system: System) -> None:
     for _ in range(3):
-        assert code_of(lambda: system.accounts.login("ghost", "wrong password!", "10.0.0.1")) \
+        assert (
+            code_of(lambda: system.accounts.login("ghost", "wrong password!", "10.0.0.1"))
             == "authentication_failed"
-    assert code_of(lambda: system.accounts.login("ghost", "any password", "10.0.0.2")) \
-        == "too_many_requests"
+        )
+    assert code_of(lambda: system.accounts.login("ghost", "any password", "10.0.0.2")) == "too_many_requests"
 
 
 def test_success_clears_the_user_count_but_not_the_address_count(system: System) -> None:

@@ -120,8 +120,7 @@ def test_bad_signature_is_invalid(start_actor, virtual_keys, make_test_card) -> 
     assert "signature does not verify" in key["reason"]
 
 
-def test_wrong_pin_reported_and_never_retried(start_actor, virtual_keys,
-                                             make_test_card) -> None:
+def test_wrong_pin_reported_and_never_retried(start_actor, virtual_keys, make_test_card) -> None:
     ref = start_actor(pin="000000", verify_interval=0.05)
     card = make_test_card(1004)
     virtual_keys.plug(card)
@@ -143,8 +142,7 @@ def test_no_pin_on_pin_key_is_pin_required(start_actor, virtual_keys, make_test_
     assert wait_state(ref, READERS[0], "invalid")["reason"] == "PIN required"
 
 
-def test_exclusive_holder_makes_reader_busy(start_actor, virtual_keys, make_test_card,
-                                            card_holders) -> None:
+def test_exclusive_holder_makes_reader_busy(start_actor, virtual_keys, make_test_card, card_holders) -> None:
     virtual_keys.plug(make_test_card(1006))
     holder = card_holders("exclusive", READERS[0])
     ref = start_actor()
@@ -159,8 +157,9 @@ def test_exclusive_holder_makes_reader_busy(start_actor, virtual_keys, make_test
     assert gate.check("1006", ACTION) == "1006"
 
 
-def test_transaction_holder_makes_reader_busy_without_hang(start_actor, virtual_keys,
-                                                           make_test_card, card_holders) -> None:
+def test_transaction_holder_makes_reader_busy_without_hang(
+    start_actor, virtual_keys, make_test_card, card_holders
+) -> None:
     virtual_keys.plug(make_test_card(1007))
     holder = card_holders("transaction", READERS[0])
     started = time.monotonic()
@@ -202,8 +201,7 @@ def test_ignored_readers(start_actor, virtual_keys, make_test_card) -> None:
     assert READERS[1] not in keys(ref)
 
 
-def test_gate_fails_within_a_second_of_the_pull(start_actor, virtual_keys,
-                                                make_test_card) -> None:
+def test_gate_fails_within_a_second_of_the_pull(start_actor, virtual_keys, make_test_card) -> None:
     ref = start_actor()
     virtual_keys.plug(make_test_card(3001))
     wait_state(ref, READERS[0], "valid")

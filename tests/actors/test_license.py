@@ -23,8 +23,9 @@ def storage(tmp_path):
 
 @pytest.fixture
 def actor(storage):
-    book = LicenseBook(license_id=3, policy=policy_from_fields({"product": "cad", "floating_users": 1}),
-                       added_at=NOW)
+    book = LicenseBook(
+        license_id=3, policy=policy_from_fields({"product": "cad", "floating_users": 1}), added_at=NOW
+    )
     ref = LicenseActor.start(book, storage, lambda: NOW, {})
     yield ref
     ref.stop()
@@ -66,8 +67,9 @@ def test_a_failed_write_is_not_acknowledged(actor, storage):
 @pytest.fixture
 def stored_actor(storage):
     """A two-seat license that is on disk too, as the server's licenses are."""
-    book = LicenseBook(license_id=4, policy=policy_from_fields({"product": "cad", "floating_users": 2}),
-                       added_at=NOW)
+    book = LicenseBook(
+        license_id=4, policy=policy_from_fields({"product": "cad", "floating_users": 2}), added_at=NOW
+    )
     storage.write_now([("put", "licenses", keys.license_key(4), license_record(book))])
     ref = LicenseActor.start(book, storage, lambda: NOW, {})
     yield ref

@@ -36,8 +36,7 @@ class Client:
         parts = urlsplit(url)
         self.conn = _Connection(parts.hostname, parts.port, timeout=timeout)
 
-    def request(self, method: str, path: str, body: Any = None,
-                raw: bytes | None = None) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         headers = {"Content-Type": "application/json"}
         try:

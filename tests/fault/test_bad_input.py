@@ -28,10 +28,16 @@ CASES: dict[str, tuple[str, str, bytes]] = {
     "json array": ("POST", "/api/v4/register", b'["shape", "mallory"]'),
     "json string": ("POST", "/api/v4/add_consumption", b'"shape"'),
     "NaN literal": ("POST", "/api/v4/add_consumption", b'{"product": "shape", "consumptions": NaN}'),
-    "Infinity literal": ("POST", "/api/v4/add_consumption",
-                         b'{"product": "shape", "consumptions": Infinity}'),
-    "deep nesting": ("POST", "/api/v4/register",
-                     b'{"product": "shape", "user": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    "Infinity literal": (
+        "POST",
+        "/api/v4/add_consumption",
+        b'{"product": "shape", "consumptions": Infinity}',
+    ),
+    "deep nesting": (
+        "POST",
+        "/api/v4/register",
+        b'{"product": "shape", "user": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ),
     "huge body": ("POST", "/api/v4/register", body(user="mallory", user_info="x" * 2_000_000)),
     "invalid utf-8": ("POST", "/api/v4/register", b'{"product": "shape", "user": "\xff\xfe"}'),
     "missing user": ("POST", "/api/v4/register", body()),
@@ -43,8 +49,11 @@ CASES: dict[str, tuple[str, str, bytes]] = {
     "user too many bytes": ("POST", "/api/v4/register", body(user="\U0001f600" * 200)),
     "lone surrogate": ("POST", "/api/v4/register", b'{"product": "shape", "user": "\\ud800"}'),
     "NUL in user": ("POST", "/api/v4/register", body(user="mal\u0000lory")),
-    "odd unicode product": ("POST", "/api/v4/register", json.dumps(
-        {"product": "sh\u202eape\u200d\U0001f600", "user": "mallory"}).encode()),
+    "odd unicode product": (
+        "POST",
+        "/api/v4/register",
+        json.dumps({"product": "sh\u202eape\u200d\U0001f600", "user": "mallory"}).encode(),
+    ),
     "unknown product": ("POST", "/api/v4/register", json.dumps({"product": "nope", "user": "m"}).encode()),
     "unknown license id": ("POST", "/api/v4/register", body(user="mallory", license_id=999_999)),
     "license id negative": ("POST", "/api/v4/register", body(user="mallory", license_id=-1)),
@@ -56,11 +65,17 @@ CASES: dict[str, tuple[str, str, bytes]] = {
     "consumptions 1e309": ("POST", "/api/v4/add_consumption", b'{"product": "shape", "consumptions": 1e309}'),
     "consumptions text": ("POST", "/api/v4/add_consumption", body(consumptions="five")),
     "over the limit": ("POST", "/api/v4/add_consumption", body(consumptions=1_000_000)),
-    "overages raised by client": ("POST", "/api/v4/add_consumption",
-                                  body(consumptions=1_000_000, allow_overages=True, max_overages=0)),
+    "overages raised by client": (
+        "POST",
+        "/api/v4/add_consumption",
+        body(consumptions=1_000_000, allow_overages=True, max_overages=0),
+    ),
     "allow_overages junk": ("POST", "/api/v4/add_consumption", body(consumptions=1, allow_overages="maybe")),
-    "borrow in the past": ("POST", "/api/v4/borrow",
-                           body(user="alice", borrowed_until="2001-01-01T00:00:00Z")),
+    "borrow in the past": (
+        "POST",
+        "/api/v4/borrow",
+        body(user="alice", borrowed_until="2001-01-01T00:00:00Z"),
+    ),
     "borrow too far": ("POST", "/api/v4/borrow", body(user="alice", borrowed_until="2999-01-01T00:00:00Z")),
     "borrow junk time": ("POST", "/api/v4/borrow", body(user="alice", borrowed_until="next tuesday")),
     "borrow time as number": ("POST", "/api/v4/borrow", body(user="alice", borrowed_until=1e20)),
@@ -72,8 +87,11 @@ CASES: dict[str, tuple[str, str, bytes]] = {
     "license with negative seats": ("POST", "/api/v4/licenses", body(floating_users=-1)),
     "license with enormous timeout": ("POST", "/api/v4/licenses", body(floating_timeout=10**20)),
     "license with junk type": ("POST", "/api/v4/licenses", body(license_type="forever")),
-    "license with bad product code": ("POST", "/api/v4/licenses",
-                                      json.dumps({"product": "../../etc"}).encode()),
+    "license with bad product code": (
+        "POST",
+        "/api/v4/licenses",
+        json.dumps({"product": "../../etc"}).encode(),
+    ),
     "delete license junk id": ("DELETE", "/api/v4/licenses/abc", b""),
     "delete license huge id": ("DELETE", "/api/v4/licenses/" + "9" * 40, b""),
     "release unknown seat": ("DELETE", "/api/v4/registrations/1/nobody", b""),
@@ -87,11 +105,14 @@ CASES: dict[str, tuple[str, str, bytes]] = {
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = start_server(tmp_path_factory.mktemp("bad-input"))
     try:
-        server.add_license(product=P, floating_users=2, floating_timeout=600, max_borrow_time=24,
-                           max_consumptions=100)
-        for path, fields in [("/api/v4/register", {"user": "alice"}),
-                             ("/api/v4/borrow", {"user": "bob", "borrowed_until": None}),
-                             ("/api/v4/add_consumption", {"consumptions": 7})]:
+        server.add_license(
+            product=P, floating_users=2, floating_timeout=600, max_borrow_time=24, max_consumptions=100
+        )
+        for path, fields in [
+            ("/api/v4/register", {"user": "alice"}),
+            ("/api/v4/borrow", {"user": "bob", "borrowed_until": None}),
+            ("/api/v4/add_consumption", {"consumptions": 7}),
+        ]:
             answer = server.post(path, {"product": P, **fields})
             assert answer.status_code == 200, answer.text
         yield server

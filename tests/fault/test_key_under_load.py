@@ -99,8 +99,7 @@ def _total(loaders: list[Loader], ok: bool, after: float = 0.0) -> int:
     return sum(loader.count(ok, after) for loader in loaders)
 
 
-def test_pulling_the_key_under_load_stops_only_key_bound_actions(
-        key_servers, virtual_keys, make_test_card):
+def test_pulling_the_key_under_load_stops_only_key_bound_actions(key_servers, virtual_keys, make_test_card):
     server = key_servers()
     virtual_keys.plug(make_test_card(SERIAL), PORT)
     wait_key_valid(server)
@@ -113,18 +112,27 @@ def test_pulling_the_key_under_load_stops_only_key_bound_actions(
     for t in threads:
         t.start()
     try:
-        wait_until(lambda: min(_total(bound, True), _total(plain, True)) >= ACKS_BEFORE_PULL, 30,
-                   what="acknowledged requests on both licenses before the pull")
+        wait_until(
+            lambda: min(_total(bound, True), _total(plain, True)) >= ACKS_BEFORE_PULL,
+            30,
+            what="acknowledged requests on both licenses before the pull",
+        )
         pulling = time.monotonic()
         virtual_keys.pull(PORT)
         pulled = time.monotonic()
-        wait_until(lambda: min(_total(bound, False, pulled), _total(plain, True, pulled)) >= AFTER_PULL, 30,
-                   what="refused key-bound and served plain requests after the pull")
+        wait_until(
+            lambda: min(_total(bound, False, pulled), _total(plain, True, pulled)) >= AFTER_PULL,
+            30,
+            what="refused key-bound and served plain requests after the pull",
+        )
         replugging = time.monotonic()
         virtual_keys.plug(make_test_card(SERIAL), PORT)
         plugged = time.monotonic()
-        wait_until(lambda: _total(bound, True, plugged) >= AFTER_PULL, 30,
-                   what="key-bound requests to succeed again after the re-plug")
+        wait_until(
+            lambda: _total(bound, True, plugged) >= AFTER_PULL,
+            30,
+            what="key-bound requests to succeed again after the re-plug",
+        )
     finally:
         stop.set()
         for t in threads:
@@ -137,8 +145,9 @@ def test_pulling_the_key_under_load_stops_only_key_bound_actions(
         assert not failed, f"a plain-license request failed: {failed[0]}"
     for loader in bound:
         # Started after the pull was detected and answered before the key came back: must fail.
-        late = [o for o in loader.outcomes if o.status == 200 and o.started > pulled
-                and o.finished < replugging]
+        late = [
+            o for o in loader.outcomes if o.status == 200 and o.started > pulled and o.finished < replugging
+        ]
         assert not late, f"succeeded, started {late[0].started - pulled:.3f} s after the pull: {late[0]}"
         for o in loader.outcomes:
             if o.status != 200:
@@ -150,13 +159,17 @@ def test_pulling_the_key_under_load_stops_only_key_bound_actions(
     print(f"\nkey-bound: {_total(bound, True)} ok, {refused} refused; plain: {_total(plain, True)} ok")
 
 
-def test_crash_if_no_hardware_key_under_load_loses_nothing(
-        key_servers, virtual_keys, make_test_card):
+def test_crash_if_no_hardware_key_under_load_loses_nothing(key_servers, virtual_keys, make_test_card):
     server = key_servers("--crash-if-no-hardware-key")
     virtual_keys.plug(make_test_card(SERIAL), PORT)
     wait_key_valid(server)
-    policy = {"product": "audit", "floating_users": 10_000, "floating_timeout": 600,
-              "max_borrow_time": 24 * 366, "max_consumptions": 10**12}
+    policy = {
+        "product": "audit",
+        "floating_users": 10_000,
+        "floating_timeout": 600,
+        "max_borrow_time": 24 * 366,
+        "max_consumptions": 10**12,
+    }
     bound_id = server.add_license(isHWKeyReq=True, **policy)["id"]
     plain_id = server.add_license(**policy)["id"]
     bound = [Worker(i, server.url, bound_id) for i in range(THREADS_PER_LICENSE)]
@@ -174,8 +187,11 @@ def test_crash_if_no_hardware_key_under_load_loses_nothing(
         return sum(w.acks for w in workers)
 
     try:
-        wait_until(lambda: min(acknowledged(bound), acknowledged(plain)) >= ACKS_BEFORE_PULL, 30,
-                   what="acknowledged operations on both licenses before the pull")
+        wait_until(
+            lambda: min(acknowledged(bound), acknowledged(plain)) >= ACKS_BEFORE_PULL,
+            30,
+            what="acknowledged operations on both licenses before the pull",
+        )
         pulling.set()  # from now on the server may exit under any client
         virtual_keys.pull(PORT)
         client = Client(server.url, timeout=20)
@@ -197,8 +213,11 @@ def test_crash_if_no_hardware_key_under_load_loses_nothing(
     audit(server, bound, bound_id)
     audit(server, plain, plain_id)
     for license_id in (bound_id, plain_id):
-        answer = server.post("/api/v4/register", {"product": "audit", "license_id": license_id,
-                                                  "user": "after-restart"})
+        answer = server.post(
+            "/api/v4/register", {"product": "audit", "license_id": license_id, "user": "after-restart"}
+        )
         assert answer.status_code == 200, answer.text
-    print(f"\nacknowledged before the exit: key-bound {sum(w.acks for w in bound)}, "
-          f"plain {sum(w.acks for w in plain)}")
+    print(
+        f"\nacknowledged before the exit: key-bound {sum(w.acks for w in bound)}, "
+        f"plain {sum(w.acks for w in plain)}"
+    )

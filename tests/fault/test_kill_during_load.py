@@ -72,15 +72,19 @@ class Worker:
                 if op == "unregister" and current == NONE:
                     op = "register"
                 if op == "consume":
-                    self._do(client, None, None, "/api/v4/add_consumption",
-                             {"consumptions": self.amount})
+                    self._do(client, None, None, "/api/v4/add_consumption", {"consumptions": self.amount})
                 elif op == "register":
                     after = current if current[0] == "borrowed" else SEAT
                     self._do(client, user, after, "/api/v4/register", {"user": user})
                 elif op == "borrow":
                     until = _borrow_time(self.index, next(borrow_counter))
-                    self._do(client, user, ("borrowed", until), "/api/v4/borrow",
-                             {"user": user, "borrowed_until": until})
+                    self._do(
+                        client,
+                        user,
+                        ("borrowed", until),
+                        "/api/v4/borrow",
+                        {"user": user, "borrowed_until": until},
+                    )
                 else:
                     self._do(client, user, NONE, "/api/v4/unregister", {"user": user})
         except Transport as exc:
@@ -91,8 +95,14 @@ class Worker:
         finally:
             client.close()
 
-    def _do(self, client: Client, user: str | None, after: tuple[str, ...] | None, path: str,
-            fields: dict[str, Any]) -> None:
+    def _do(
+        self,
+        client: Client,
+        user: str | None,
+        after: tuple[str, ...] | None,
+        path: str,
+        fields: dict[str, Any],
+    ) -> None:
         self.in_flight = (user, after, self.amount if user is None else 0)
         status, answer = client.post(path, {"product": "audit", "license_id": self.license_id, **fields})
         assert status == 200, (path, fields, answer)
@@ -127,6 +137,7 @@ def load_until_killed(server: ServerProcess, workers: list[Worker]) -> None:
     start_acks = sum(w.acks for w in workers)
     for t in threads:
         t.start()
+
     def enough() -> bool:
         failed = [w.error for w in workers if w.error is not None]
         if failed:
@@ -159,12 +170,16 @@ def audit(server: ServerProcess, workers: list[Worker], license_id: int) -> int:
             assert actual in allowed, f"{user}: {actual} after restart, acknowledged {allowed}"
             if actual != w.state.get(user, NONE):
                 w.state[user] = actual
-    (license_object,) = [x for x in server.get("/api/v4/license?product=audit").json()
-                         if x["id"] == license_id]
+    (license_object,) = [
+        x for x in server.get("/api/v4/license?product=audit").json() if x["id"] == license_id
+    ]
     extra = license_object["total_consumptions"] - sum(w.consumed for w in workers)
     pending = [w for w in workers if w.in_flight is not None and w.in_flight[0] is None]
-    possible = {sum(w.amount for w in subset) for r in range(len(pending) + 1)
-                for subset in itertools.combinations(pending, r)}
+    possible = {
+        sum(w.amount for w in subset)
+        for r in range(len(pending) + 1)
+        for subset in itertools.combinations(pending, r)
+    }
     assert extra in possible, f"consumptions off by {extra}: acknowledged ones lost or half-applied"
     for w in pending:
         if extra & w.amount:
@@ -178,8 +193,13 @@ def audit(server: ServerProcess, workers: list[Worker], license_id: int) -> int:
 def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
     server = start_server(tmp_path, f"actorTimeout: {TIMEOUT}\n")
     try:
-        license_id = server.add_license(product="audit", floating_users=10_000, floating_timeout=600,
-                                        max_borrow_time=24 * 366, max_consumptions=10**12)["id"]
+        license_id = server.add_license(
+            product="audit",
+            floating_users=10_000,
+            floating_timeout=600,
+            max_borrow_time=24 * 366,
+            max_consumptions=10**12,
+        )["id"]
         workers = [Worker(i, server.url, license_id) for i in range(WORKERS)]
         for _ in range(KILLS):
             load_until_killed(server, workers)

@@ -58,8 +58,12 @@ def seed(server: ServerProcess) -> None:
     ids = [x["id"] for x in answer.json()] if answer.status_code == 200 else []
     if _seeded["id"] not in ids:
         _seeded["id"] = server.add_license(
-            product=SEEDED, floating_users=3, floating_timeout=600, max_borrow_time=24,
-            max_consumptions=1000, features=[{"code": "f1", "is_floating": True, "floating_users": 1}],
+            product=SEEDED,
+            floating_users=3,
+            floating_timeout=600,
+            max_borrow_time=24,
+            max_consumptions=1000,
+            features=[{"code": "f1", "is_floating": True, "floating_users": 1}],
         )["id"]
     for path, user in [("/api/v4/register", "alice"), ("/api/v4/borrow", "bob")]:
         answer = server.post(path, {"product": SEEDED, "license_id": _seeded["id"], "user": user})
@@ -80,8 +84,11 @@ def stable(state: tuple[Any, Any]) -> tuple[Any, Any]:
     licenses, seats = state
     soon = (datetime.now(UTC) + timedelta(seconds=10)).strftime("%Y-%m-%dT%H:%M:%S")
     kept_licenses = [
-        {k: v for k, v in lic.items() if k not in ("floating_in_use_devices", "is_expired",
-                                                   "product_features")}
+        {
+            k: v
+            for k, v in lic.items()
+            if k not in ("floating_in_use_devices", "is_expired", "product_features")
+        }
         for lic in licenses
     ]
     kept_seats = [s for s in seats["registrations"] if (s.get("expires_at") or "9") > soon]

@@ -36,8 +36,9 @@ def test_a_full_data_directory_refuses_cleanly_and_stays_true(tmp_path: Path) ->
         acknowledged: set[str] = set()
         refusals = []
         for i in range(5_000):
-            status, answer = client.post("/api/v4/register",
-                                         {"product": P, "user": f"u{i}", "user_info": "x" * 4000})
+            status, answer = client.post(
+                "/api/v4/register", {"product": P, "user": f"u{i}", "user_info": "x" * 4000}
+            )
             if status == 200:
                 acknowledged.add(f"u{i}")
                 continue

@@ -38,10 +38,13 @@ def test_the_readme_starts_with_the_two_commands():
 
 def test_the_five_minute_tour_gives_what_it_says(server):
     text = README.read_text(encoding="utf-8")
-    tour = text[text.index("## A five-minute tour"):]
+    tour = text[text.index("## A five-minute tour") :]
     block = re.search(r"```sh\n(.*?)```", tour, re.S).group(1)
-    commands = [c.replace("localhost:8080", server.url.split("//")[1])
-                for c in block.replace("\\\n", " ").splitlines() if c.startswith("curl")]
+    commands = [
+        c.replace("localhost:8080", server.url.split("//")[1])
+        for c in block.replace("\\\n", " ").splitlines()
+        if c.startswith("curl")
+    ]
     outputs = []
     for command in commands:
         done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)

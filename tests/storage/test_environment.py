@@ -132,8 +132,11 @@ def test_a_failed_license_write_fences_the_license_until_it_resyncs(tmp_path):
         assert answers.get(timeout=10) is None
         storage.resynced(7)
         storage.write_now([("put", "seats", b"7b", 2)], 10)
-        assert (storage.get("seats", b"7a"), storage.get("seats", b"7b"), storage.get("seats", b"8a")) \
-            == (None, 2, 1)
+        assert (storage.get("seats", b"7a"), storage.get("seats", b"7b"), storage.get("seats", b"8a")) == (
+            None,
+            2,
+            1,
+        )
     finally:
         storage.close()
 
@@ -176,7 +179,9 @@ def test_writes_of_no_license_are_never_fenced(tmp_path):
 def backup_command(source, destination):
     return subprocess.run(
         [sys.executable, "-m", "floatkey", "backup", "--data-dir", str(source), str(destination)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

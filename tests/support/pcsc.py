@@ -73,9 +73,7 @@ def card_present(reader: str) -> bool:
     if hresult != scard.SCARD_S_SUCCESS:
         return False
     try:
-        hresult, states = scard.SCardGetStatusChange(
-            context, 0, [(reader, scard.SCARD_STATE_UNAWARE)]
-        )
+        hresult, states = scard.SCardGetStatusChange(context, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
         if hresult != scard.SCARD_S_SUCCESS:
             return False
         return bool(states[0][1] & scard.SCARD_STATE_PRESENT)
@@ -101,7 +99,8 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
     try:
         wait_for(
             lambda: process.poll() is not None or READERS[0] in list_readers(),
-            15, "pcscd to list the vpcd readers",
+            15,
+            "pcscd to list the vpcd readers",
         )
         if process.poll() is not None:
             pytest.fail(f"pcscd exited with status {process.returncode}; see {log.name}")
@@ -226,7 +225,9 @@ class CardHolder:
     def __init__(self, mode: str, reader: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-c", _HOLDER, mode, reader],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
@@ -278,15 +279,15 @@ def key_config(tmp_path: Path, test_ca: tuple[Any, Any]) -> Path:
     pin.chmod(0o600)
     config = tmp_path / "floatkey.yaml"
     config.write_text(
-        f"hardwareKey:\n  caCertificate: {ca}\n  pinFile: {pin}\n  pcscTimeout: 5.0\n"
-        "  verifyInterval: 30\n"
+        f"hardwareKey:\n  caCertificate: {ca}\n  pinFile: {pin}\n  pcscTimeout: 5.0\n  verifyInterval: 30\n"
     )
     return config
 
 
 @pytest.fixture
-def key_servers(tmp_path: Path, key_config: Path,
-                pcscd: subprocess.Popen[bytes]) -> Iterator[Callable[..., ServerProcess]]:
+def key_servers(
+    tmp_path: Path, key_config: Path, pcscd: subprocess.Popen[bytes]
+) -> Iterator[Callable[..., ServerProcess]]:
     """``key_servers(*serve_args)`` starts a real server that watches the test readers."""
     servers: list[ServerProcess] = []
 

@@ -42,10 +42,22 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self._listening.clear()
         self.lines = []
-        cmd = [sys.executable, "-m", "floatkey", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--data-dir", str(self.data_dir), *self.args]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True, env=self.env)
+        cmd = [
+            sys.executable,
+            "-m",
+            "floatkey",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=self.env
+        )
         # Each process gets its own reader and list: a late line of the previous one must
         # not land in this one's log.
         self._reader = threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True)

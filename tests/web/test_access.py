@@ -87,8 +87,9 @@ def write_config(path: Path, **auth: Any) -> Path:
     return path
 
 
-def login(server: ServerProcess, username: str, password: str = PW,
-          forwarded_for: str | None = None) -> requests.Response:
+def login(
+    server: ServerProcess, username: str, password: str = PW, forwarded_for: str | None = None
+) -> requests.Response:
     headers = {} if forwarded_for is None else {"X-Forwarded-For": forwarded_for}
     return requests.get(server.url + "/auth", auth=(username, password), headers=headers, timeout=30)
 
@@ -123,8 +124,9 @@ def refused(answer: requests.Response) -> str | None:
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("auth")
     seed_users(root / "data", root_admin="admin", alice="user", bob="user")
-    proc = ServerProcess(root / "data", "--user-authentication", "--config",
-                         str(write_config(root / "floatkey.yaml"))).start()
+    proc = ServerProcess(
+        root / "data", "--user-authentication", "--config", str(write_config(root / "floatkey.yaml"))
+    ).start()
     yield proc
     proc.stop()
 
@@ -167,8 +169,10 @@ def test_every_route_enforces_its_role(auth_server: ServerProcess) -> None:
             else:
                 want = None
             if got != want:
-                failures.append(f"{route.method} {route.path} as {who or 'nobody'}: "
-                                f"{answer.status_code} {answer.text[:120]}, wanted {want or 'through'}")
+                failures.append(
+                    f"{route.method} {route.path} as {who or 'nobody'}: "
+                    f"{answer.status_code} {answer.text[:120]}, wanted {want or 'through'}"
+                )
     assert failures == []
 
 
@@ -188,13 +192,19 @@ def test_401_carries_a_bearer_challenge(auth_server: ServerProcess) -> None:
 
 def test_v1_client_login_flow(auth_server: ServerProcess) -> None:
     admin = token_of(auth_server, "root_admin")
-    added = requests.post(auth_server.url + "/api/v4/licenses", json={"product": "cad", "floating_users": 2},
-                          headers=bearer(admin), timeout=30)
+    added = requests.post(
+        auth_server.url + "/api/v4/licenses",
+        json={"product": "cad", "floating_users": 2},
+        headers=bearer(admin),
+        timeout=30,
+    )
     assert added.status_code == 201, added.text
     session = requests.Session()
-    login_answer = session.get(auth_server.url + "/auth",
-                               headers={"Authorization": "Basic " + base64.b64encode(
-                                   f"bob:{PW}".encode()).decode()}, timeout=30)
+    login_answer = session.get(
+        auth_server.url + "/auth",
+        headers={"Authorization": "Basic " + base64.b64encode(f"bob:{PW}".encode()).decode()},
+        timeout=30,
+    )
     assert login_answer.status_code == 200
     body = login_answer.json()
     assert body["message"] == "Login successful"
@@ -203,12 +213,17 @@ def test_v1_client_login_flow(auth_server: ServerProcess) -> None:
     assert (claims["username"], claims["role"]) == ("bob", "user")
     assert claims["exp"] - claims["iat"] == Settings().auth.token_lifetime
     session.headers["Authorization"] = f"Bearer {body['token']}"
-    registered = session.post(auth_server.url + "/api/v4/register", json={"product": "cad", "user": "bob-pc"},
-                              timeout=30)
+    registered = session.post(
+        auth_server.url + "/api/v4/register", json={"product": "cad", "user": "bob-pc"}, timeout=30
+    )
     assert registered.status_code == 200, registered.text
     assert registered.json()["floating_slots_in_use"] == 1
-    assert session.post(auth_server.url + "/api/v4/unregister", json={"product": "cad", "user": "bob-pc"},
-                        timeout=30).text == "user_unregistered"
+    assert (
+        session.post(
+            auth_server.url + "/api/v4/unregister", json={"product": "cad", "user": "bob-pc"}, timeout=30
+        ).text
+        == "user_unregistered"
+    )
     assert session.get(auth_server.url + "/api/v4/unregister/all", timeout=30).status_code == 403
 
 
@@ -216,12 +231,16 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(auth_server: Server
     wrong = login(auth_server, "alice", "not her password")
     unknown = login(auth_server, "nobody-at-all", "not her password")
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {"status": 401, "code": "authentication_failed",
-                                              "message": "Wrong username or password."}
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {"status": 401, "code": "authentication_failed", "message": "Wrong username or password."}
+    )
 
 
-@pytest.mark.parametrize("header", [None, "Basic", "Basic !!!", "Bearer abc",
-                                    "Basic " + base64.b64encode(b"nocolon").decode()])
+@pytest.mark.parametrize(
+    "header", [None, "Basic", "Basic !!!", "Bearer abc", "Basic " + base64.b64encode(b"nocolon").decode()]
+)
 def test_auth_without_usable_basic_credentials(auth_server: ServerProcess, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}
     answer = requests.get(auth_server.url + "/auth", headers=headers, timeout=30)
@@ -233,8 +252,9 @@ def test_auth_without_usable_basic_credentials(auth_server: ServerProcess, heade
 # Token attacks, over HTTP
 
 
-def forge(server: ServerProcess, key: bytes | None = None, header: dict[str, Any] | None = None,
-          **claims: Any) -> str:
+def forge(
+    server: ServerProcess, key: bytes | None = None, header: dict[str, Any] | None = None, **claims: Any
+) -> str:
     """A token signed with ``key`` (default: the server's own secret) over an admin's real claims."""
     real = jwt.decode(token_of(server, "root_admin"), options={"verify_signature": False})
     payload = {**real, **claims}
@@ -255,10 +275,21 @@ def test_a_forged_token_with_the_real_secret_passes(auth_server: ServerProcess) 
     assert users_status(auth_server, forge(auth_server)).status_code == 200
 
 
-@pytest.mark.parametrize("attack", [
-    "alg_none", "other_secret", "rs256", "rs_header_over_hmac", "tampered", "expired", "not_yet_valid",
-    "nbf_future", "no_exp", "garbage",
-])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "alg_none",
+        "other_secret",
+        "rs256",
+        "rs_header_over_hmac",
+        "tampered",
+        "expired",
+        "not_yet_valid",
+        "nbf_future",
+        "no_exp",
+        "garbage",
+    ],
+)
 def test_token_attacks_get_the_v1_401(auth_server: ServerProcess, attack: str) -> None:
     now = int(time.time())
     if attack == "alg_none":
@@ -313,8 +344,9 @@ def test_deleted_user_changed_password_and_changed_role_void_tokens(auth_server:
         assert added.json()["role"] == "user"
     carol, dave, erin = (token_of(auth_server, n) for n in ("carol", "dave", "erin"))
     assert requests.delete(f"{url}/carol", headers=admin, timeout=30).text == "user_removed"
-    changed = requests.post(f"{url}/dave/password", json={"password": "a new long password"}, headers=admin,
-                            timeout=30)
+    changed = requests.post(
+        f"{url}/dave/password", json={"password": "a new long password"}, headers=admin, timeout=30
+    )
     assert changed.status_code == 200, changed.text
     promoted = requests.post(f"{url}/erin/role", json={"role": "admin"}, headers=admin, timeout=30)
     assert promoted.status_code == 200
@@ -327,26 +359,49 @@ def test_deleted_user_changed_password_and_changed_role_void_tokens(auth_server:
 
 def test_users_change_their_own_password_but_not_others(auth_server: ServerProcess) -> None:
     admin = bearer(token_of(auth_server, "root_admin"))
-    requests.post(auth_server.url + "/api/v4/users", json={"username": "frank", "password": PW},
-                  headers=admin, timeout=30)
+    requests.post(
+        auth_server.url + "/api/v4/users",
+        json={"username": "frank", "password": PW},
+        headers=admin,
+        timeout=30,
+    )
     frank = token_of(auth_server, "frank")
-    other = requests.post(auth_server.url + "/api/v4/users/alice/password", json={"password": "x" * 20},
-                          headers=bearer(frank), timeout=30)
+    other = requests.post(
+        auth_server.url + "/api/v4/users/alice/password",
+        json={"password": "x" * 20},
+        headers=bearer(frank),
+        timeout=30,
+    )
     assert other.status_code == 403
-    no_old = requests.post(auth_server.url + "/api/v4/users/frank/password", json={"password": "x" * 20},
-                           headers=bearer(frank), timeout=30)
+    no_old = requests.post(
+        auth_server.url + "/api/v4/users/frank/password",
+        json={"password": "x" * 20},
+        headers=bearer(frank),
+        timeout=30,
+    )
     assert no_old.status_code == 400
-    short = requests.get(auth_server.url + "/api/v4/setPassword", headers=bearer(frank), timeout=30,
-                         params={"passwordOld": PW, "passwordNew": "short"})
+    short = requests.get(
+        auth_server.url + "/api/v4/setPassword",
+        headers=bearer(frank),
+        timeout=30,
+        params={"passwordOld": PW, "passwordNew": "short"},
+    )
     assert short.status_code == 400 and short.json()["code"] == "validation_error"
-    ok = requests.get(auth_server.url + "/api/v4/setPassword",
-                      params={"passwordOld": PW, "passwordNew": "frank's new passphrase"},
-                      headers=bearer(frank), timeout=30)
+    ok = requests.get(
+        auth_server.url + "/api/v4/setPassword",
+        params={"passwordOld": PW, "passwordNew": "frank's new passphrase"},
+        headers=bearer(frank),
+        timeout=30,
+    )
     assert ok.status_code == 200, ok.text
     assert ok.json()["message"] == "Password changed"
     assert users_status(auth_server, frank).status_code == 401
-    assert requests.get(auth_server.url + "/api/v4/license", headers=bearer(ok.json()["token"]),
-                        timeout=30).status_code == 200
+    assert (
+        requests.get(
+            auth_server.url + "/api/v4/license", headers=bearer(ok.json()["token"]), timeout=30
+        ).status_code
+        == 200
+    )
 
 
 def test_rotating_the_secret_voids_every_token(tmp_path: Path) -> None:
@@ -359,8 +414,10 @@ def test_rotating_the_secret_voids_every_token(tmp_path: Path) -> None:
         assert rotated.status_code == 200, rotated.text
         assert (tmp_path / "data" / "token.secret").read_bytes() != before
         for token in (alice, admin):
-            assert requests.get(server.url + "/api/v4/license", headers=bearer(token),
-                                timeout=30).json() == UNAUTHORIZED
+            assert (
+                requests.get(server.url + "/api/v4/license", headers=bearer(token), timeout=30).json()
+                == UNAUTHORIZED
+            )
         assert users_status(server, rotated.json()["token"]).status_code == 200
         server.wait_for_log("token secret rotated")
         assert token_of(server, "alice")
@@ -380,8 +437,12 @@ def test_initial_admin_must_change_the_password_first(tmp_path: Path) -> None:
         assert first["must_change_password"] is True
         answer = users_status(server, first["token"])
         assert answer.status_code == 403 and "initial password" in answer.json()["message"]
-        changed = requests.get(server.url + "/api/v4/setPassword", headers=bearer(first["token"]), timeout=30,
-                               params={"passwordOld": "first-start-password", "passwordNew": PW})
+        changed = requests.get(
+            server.url + "/api/v4/setPassword",
+            headers=bearer(first["token"]),
+            timeout=30,
+            params={"passwordOld": "first-start-password", "passwordNew": PW},
+        )
         assert changed.status_code == 200, changed.text
         assert users_status(server, changed.json()["token"]).status_code == 200
         assert login(server, "admin", "first-start-password").status_code == 401

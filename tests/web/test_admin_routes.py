@@ -15,13 +15,16 @@ def srv(tmp_path_factory):
 
 
 def test_add_license_by_post_and_by_v1_query(srv):
-    posted = srv.post("/api/v4/licenses", {"product": "a1", "floating_users": 3,
-                                           "features": [{"code": "f", "is_floating": True}]})
+    posted = srv.post(
+        "/api/v4/licenses",
+        {"product": "a1", "floating_users": 3, "features": [{"code": "f", "is_floating": True}]},
+    )
     assert posted.status_code == 201
     assert posted.json()["floating_users"] == 3
     assert posted.json()["product_features"][0]["code"] == "f"
-    queried = srv.get("/api/v4/addProduct", params={"product": "a2", "floating_users": "2",
-                                                    "isHWKeyReq": "false"})
+    queried = srv.get(
+        "/api/v4/addProduct", params={"product": "a2", "floating_users": "2", "isHWKeyReq": "false"}
+    )
     assert queried.status_code == 200, queried.text
     assert queried.json()["floating_users"] == 2
     bad = srv.get("/api/v4/addProduct", params={"product": "a3", "floating_users": "zero"})
@@ -47,8 +50,9 @@ def test_registrations_and_force_release(srv):
 
 
 def test_release_all_routes(srv):
-    srv.add_license(product="all1", floating_users=2,
-                    features=[{"code": "f", "is_floating": True, "floating_users": 2}])
+    srv.add_license(
+        product="all1", floating_users=2, features=[{"code": "f", "is_floating": True, "floating_users": 2}]
+    )
     for user in ("u1", "u2"):
         srv.post("/api/v4/register", {"product": "all1", "user": user})
         srv.post("/api/v4/featureRegister", {"product": "all1", "user": user, "feature": "f"})

@@ -47,8 +47,17 @@ def test_front_page_and_v2_ping(srv):
 
 def test_one_seat_license_second_user_is_refused(srv, product):
     srv.add_license(product=product, floating_users=1)
-    first = post(srv, "register", {"product": product, "user": "alice", "os_hostname": "a-pc",
-                                   "sdk_ver": "2.1", "registered_at": "whenever"})
+    first = post(
+        srv,
+        "register",
+        {
+            "product": product,
+            "user": "alice",
+            "os_hostname": "a-pc",
+            "sdk_ver": "2.1",
+            "registered_at": "whenever",
+        },
+    )
     assert first.status_code == 200
     answer = first.json()
     assert answer["floating_slots_in_use"] == 1
@@ -65,25 +74,44 @@ def test_one_seat_license_second_user_is_refused(srv, product):
 
 
 def test_loose_types_are_accepted(srv, product):
-    lic = srv.add_license(product=product, floating_users="2", max_consumptions="10",
-                          allow_overages="true", max_overages="2")
+    lic = srv.add_license(
+        product=product, floating_users="2", max_consumptions="10", allow_overages="true", max_overages="2"
+    )
     ok = post(srv, "register", {"product": product, "user": "u", "license_id": str(lic["id"])})
     assert ok.status_code == 200
-    consumed = post(srv, "add_consumption", {"product": product, "consumptions": "11",
-                                             "allowOverages": "false", "max_overages": "0"})
+    consumed = post(
+        srv,
+        "add_consumption",
+        {"product": product, "consumptions": "11", "allowOverages": "false", "max_overages": "0"},
+    )
     assert consumed.status_code == 200, consumed.text
     assert consumed.json()["total_consumptions"] == 11
     # The client's own overage fields are ignored: the license allows 12, not more.
-    assert error(post(srv, "add_consumption", {"product": product, "consumptions": 2,
-                                               "allow_overages": True, "max_overages": 100})) \
+    assert (
+        error(
+            post(
+                srv,
+                "add_consumption",
+                {"product": product, "consumptions": 2, "allow_overages": True, "max_overages": 100},
+            )
+        )
         == "license_not_enough_consumptions"
+    )
 
 
-@pytest.mark.parametrize("body", [
-    {"consumptions": "ten"}, {"consumptions": 1.5}, {"consumptions": True}, {"consumptions": [1]},
-    {"consumptions": 1, "allow_overages": "maybe"}, {"consumptions": 1, "max_overages": "x"},
-    {"consumptions": 1, "license_id": "abc"}, {"consumptions": 10**30},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"consumptions": "ten"},
+        {"consumptions": 1.5},
+        {"consumptions": True},
+        {"consumptions": [1]},
+        {"consumptions": 1, "allow_overages": "maybe"},
+        {"consumptions": 1, "max_overages": "x"},
+        {"consumptions": 1, "license_id": "abc"},
+        {"consumptions": 10**30},
+    ],
+)
 def test_wrong_types_are_validation_errors_and_change_nothing(srv, product, body):
     srv.add_license(product=product, max_consumptions=100)
     assert error(post(srv, "add_consumption", {"product": product, **body})) == "validation_error"
@@ -91,8 +119,7 @@ def test_wrong_types_are_validation_errors_and_change_nothing(srv, product, body
     assert lic["total_consumptions"] == 0
 
 
-@pytest.mark.parametrize("path", ["register", "unregister", "borrow", "featureRegister",
-                                  "featureRelease"])
+@pytest.mark.parametrize("path", ["register", "unregister", "borrow", "featureRegister", "featureRelease"])
 def test_user_is_required(srv, product, path):
     srv.add_license(product=product)
     assert error(post(srv, path, {"product": product, "feature": "f"})) == "missing_parameters"
@@ -115,8 +142,9 @@ def test_license_id_must_belong_to_the_product(srv, product):
 def test_disabled_and_expired_licenses(srv, product):
     srv.add_license(product=product, license_enabled=False)
     assert error(post(srv, "register", {"product": product, "user": "u"})) == "license_not_active"
-    srv.add_license(product=product + "-old", license_type="time-limited",
-                    validity_period="2020-01-01T00:00:00+02:00")
+    srv.add_license(
+        product=product + "-old", license_type="time-limited", validity_period="2020-01-01T00:00:00+02:00"
+    )
     assert error(post(srv, "register", {"product": product + "-old", "user": "u"})) == "license_expired"
 
 
@@ -128,23 +156,31 @@ def test_borrow(srv, product):
     assert answer.json()["is_borrowed"] is True
     too_far = post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": "2999-01-01"})
     assert error(too_far) == "borrow_until_not_valid"
-    past = post(srv, "borrow", {"product": product, "user": "u",
-                                "borrowed_until": "2020-01-01T10:00:00+05:00"})
+    past = post(
+        srv, "borrow", {"product": product, "user": "u", "borrowed_until": "2020-01-01T10:00:00+05:00"}
+    )
     assert error(past) == "borrow_until_not_valid"
-    assert error(post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": "soon"})) \
+    assert (
+        error(post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": "soon"}))
         == "validation_error"
+    )
     assert error(post(srv, "borrow", {"product": product, "user": "other"})) == "floating_not_available"
     srv.add_license(product=product + "-nb")
-    assert error(post(srv, "borrow", {"product": product + "-nb", "user": "u"})) \
-        == "license_borrow_not_allowed"
+    assert (
+        error(post(srv, "borrow", {"product": product + "-nb", "user": "u"})) == "license_borrow_not_allowed"
+    )
 
 
 def test_features(srv, product):
-    srv.add_license(product=product, floating_users=3, features=[
-        {"code": "render", "is_floating": True, "floating_users": 1},
-        {"code": "export", "feature_type": "consumption", "max_consumption": 2},
-        {"code": "plain"},
-    ])
+    srv.add_license(
+        product=product,
+        floating_users=3,
+        features=[
+            {"code": "render", "is_floating": True, "floating_users": 1},
+            {"code": "export", "feature_type": "consumption", "max_consumption": 2},
+            {"code": "plain"},
+        ],
+    )
     fields = {"product": product, "user": "alice", "feature": "render"}
     assert error(post(srv, "featureRegister", fields)) == "registration_not_found"
     post(srv, "register", {"product": product, "user": "alice"})
@@ -155,8 +191,9 @@ def test_features(srv, product):
     assert alias.status_code == 200
     assert error(post(srv, "featureRegister", {**fields, "user": "bob"})) == "floating_not_available"
     assert error(post(srv, "featureRegister", {**fields, "feature": "plain"})) == "feature_not_floating"
-    assert error(post(srv, "featureRegister", {**fields, "feature": "nope"})) \
-        == "invalid_license_feature_code"
+    assert (
+        error(post(srv, "featureRegister", {**fields, "feature": "nope"})) == "invalid_license_feature_code"
+    )
     released = post(srv, "feature_release", fields)
     assert released.status_code == 200 and released.text == "feature_released"
     assert error(post(srv, "featureRelease", fields)) == "registration_not_found"
@@ -164,15 +201,20 @@ def test_features(srv, product):
     done = post(srv, "add_feature_consumption", consume)
     assert done.status_code == 200 and done.json()["total_consumptions"] == 2
     assert error(post(srv, "add_feature_consumption", consume)) == "license_not_enough_consumptions"
-    assert error(post(srv, "add_feature_consumption", {**consume, "feature": "nope"})) \
+    assert (
+        error(post(srv, "add_feature_consumption", {**consume, "feature": "nope"}))
         == "invalid_license_feature_code"
+    )
 
 
 def test_user_names_as_long_as_storage_keys_allow(srv, product):
     """A user becomes part of LMDB keys (511 bytes at most): the limit is in UTF-8 bytes."""
     feature = "f" * 64
-    srv.add_license(product=product, floating_users=1, features=[
-        {"code": feature, "is_floating": True, "floating_users": 1}])
+    srv.add_license(
+        product=product,
+        floating_users=1,
+        features=[{"code": feature, "is_floating": True, "floating_users": 1}],
+    )
     longest = "\U0001f600" * 100
     fields = {"product": product, "user": longest, "feature": feature}
     assert post(srv, "register", fields).status_code == 200
@@ -180,16 +222,16 @@ def test_user_names_as_long_as_storage_keys_allow(srv, product):
     too_long = {**fields, "user": "\U0001f600" * 100 + "x"}
     assert error(post(srv, "register", too_long)) == "validation_error"
     assert "400 bytes" in post(srv, "register", too_long).json()["message"]
-    assert [s["user"] for s in srv.get("/api/v4/registrations").json()["registrations"]
-            if s["product"] == product] == [longest]
+    assert [
+        s["user"] for s in srv.get("/api/v4/registrations").json()["registrations"] if s["product"] == product
+    ] == [longest]
     assert post(srv, "featureRelease", fields).status_code == 200
     assert post(srv, "unregister", fields).status_code == 200
 
 
 def test_negative_consumption(srv, product):
     srv.add_license(product=product, max_consumptions=5)
-    assert error(post(srv, "add_consumption", {"product": product, "consumptions": -1})) \
-        == "validation_error"
+    assert error(post(srv, "add_consumption", {"product": product, "consumptions": -1})) == "validation_error"
     srv.add_license(product=product + "-neg", max_consumptions=5, allow_negative_consumptions=True)
     post(srv, "add_consumption", {"product": product + "-neg", "consumptions": 5})
     back = post(srv, "add_consumption", {"product": product + "-neg", "consumptions": -2})
@@ -206,11 +248,15 @@ def test_health_and_license_listing(srv, product):
     assert error(srv.get("/api/v4/license?product=never-added")) == "unknown_product"
 
 
-@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"a": NaN}',
-                                 b"[" * 60000], ids=["open", "list", "string", "bytes", "nan", "deep"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"a": NaN}', b"[" * 60000],
+    ids=["open", "list", "string", "bytes", "nan", "deep"],
+)
 def test_malformed_json_is_refused(srv, raw):
-    answer = srv.session.post(srv.url + "/api/v4/register", data=raw,
-                              headers={"Content-Type": "application/json"}, timeout=10)
+    answer = srv.session.post(
+        srv.url + "/api/v4/register", data=raw, headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert error(answer) == "invalid_json"
 
 
@@ -218,8 +264,9 @@ def test_oversized_body_is_refused_and_changes_nothing(srv, product):
     srv.add_license(product=product)
     body = {"product": product, "user": "u", "user_info": "x" * 70000}
     assert error(post(srv, "register", body), 413) == "payload_too_large"
-    chunked = srv.session.post(srv.url + "/api/v4/register", timeout=10,
-                               data=iter([json.dumps(body).encode()]))
+    chunked = srv.session.post(
+        srv.url + "/api/v4/register", timeout=10, data=iter([json.dumps(body).encode()])
+    )
     assert error(chunked, 413) == "payload_too_large"
     [lic] = srv.get(f"/api/v4/license?product={product}").json()
     assert lic["floating_in_use_devices"] == 0
@@ -244,16 +291,20 @@ def test_oversized_body_still_sent_gets_its_answer(srv, product):
     """The server reads a refused body before it closes; a client still sending would
     otherwise be cut off with a broken pipe instead of reading the 413."""
     body = json.dumps({"product": product, "user": "u", "user_info": "x" * 2_000_000}).encode()
-    head = (b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body))
-    pieces = [body[i:i + 16384] for i in range(0, len(body), 16384)]
+    head = (
+        b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    pieces = [body[i : i + 16384] for i in range(0, len(body), 16384)]
     status, answer = raw_exchange(srv, head, pieces)
     assert (status, answer["code"]) == (413, "payload_too_large")
 
 
 def test_body_past_the_drain_limit_is_refused_at_once(srv):
-    head = (b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100000000\r\n\r\n")
+    head = (
+        b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000000\r\n\r\n"
+    )
     status, answer = raw_exchange(srv, head, [])
     assert (status, answer["code"]) == (413, "payload_too_large")
 
@@ -280,5 +331,9 @@ def test_keep_alive_connection_survives_errors(srv, product):
     with requests.Session() as session:
         for _ in range(3):
             assert session.post(srv.url + "/api/v4/register", data=b"{", timeout=10).status_code == 400
-            assert session.post(srv.url + "/api/v4/register", timeout=10,
-                                json={"product": product, "user": "u"}).status_code == 200
+            assert (
+                session.post(
+                    srv.url + "/api/v4/register", timeout=10, json={"product": product, "user": "u"}
+                ).status_code
+                == 200
+            )

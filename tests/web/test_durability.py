@@ -10,16 +10,19 @@ from tests.support.server import ServerProcess
 def test_acknowledged_writes_survive_sigkill(tmp_path):
     server = ServerProcess(tmp_path / "data").start()
     try:
-        server.add_license(product="dur", floating_users=500, max_borrow_time=24,
-                           max_consumptions=10**6)
+        server.add_license(product="dur", floating_users=500, max_borrow_time=24, max_consumptions=10**6)
 
         def register(i: int) -> tuple[str, int]:
             with requests.Session() as s:
                 path = "borrow" if i % 5 == 0 else "register"
-                r = s.post(server.url + f"/api/v4/{path}", json={"product": "dur", "user": f"u{i}"},
-                           timeout=30)
-                c = s.post(server.url + "/api/v4/add_consumption",
-                           json={"product": "dur", "consumptions": 1}, timeout=30)
+                r = s.post(
+                    server.url + f"/api/v4/{path}", json={"product": "dur", "user": f"u{i}"}, timeout=30
+                )
+                c = s.post(
+                    server.url + "/api/v4/add_consumption",
+                    json={"product": "dur", "consumptions": 1},
+                    timeout=30,
+                )
                 return (f"u{i}" if r.status_code == 200 else "", c.status_code)
 
         with ThreadPoolExecutor(32) as pool:

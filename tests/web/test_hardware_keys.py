@@ -33,7 +33,8 @@ def register(server: ServerProcess, product: str, user: str = "alice", **extra: 
 
 def refused_for(answer: requests.Response, action: str) -> bool:
     return answer.status_code == 400 and answer.json() == {
-        "status": 400, "code": "hardware_key_not_accessible",
+        "status": 400,
+        "code": "hardware_key_not_accessible",
         "message": f"No available valid hardware key to perform the action: {action}",
     }
 
@@ -41,8 +42,9 @@ def refused_for(answer: requests.Response, action: str) -> bool:
 def test_plug_pull_replug_with_a_running_server(key_servers, virtual_keys, make_test_card):
     server = key_servers()
     machine_id = server.get("/api/v4/health").json()["hardware_id"]
-    assert refused_for(server.post("/api/v4/licenses", {"product": "cad", "isHWKeyReq": True}),
-                       "adding license")
+    assert refused_for(
+        server.post("/api/v4/licenses", {"product": "cad", "isHWKeyReq": True}), "adding license"
+    )
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
     # A key is listed as soon as it is seen, but it is the identity only once a license uses it.
@@ -73,9 +75,16 @@ def test_every_action_names_itself_when_the_key_is_gone(key_servers, virtual_key
     server = key_servers()
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
-    server.add_license(product="cad", isHWKeyReq=True, max_consumptions=10, max_borrow_time=2,
-                       features=[{"code": "f", "is_floating": True},
-                                 {"code": "c", "feature_type": "consumption", "max_consumption": 5}])
+    server.add_license(
+        product="cad",
+        isHWKeyReq=True,
+        max_consumptions=10,
+        max_borrow_time=2,
+        features=[
+            {"code": "f", "is_floating": True},
+            {"code": "c", "feature_type": "consumption", "max_consumption": 5},
+        ],
+    )
     assert register(server, "cad").status_code == 200
     virtual_keys.pull(PORT_A)
     base = {"product": "cad", "user": "alice"}
@@ -84,8 +93,11 @@ def test_every_action_names_itself_when_the_key_is_gone(key_servers, virtual_key
         ("unregister", base, "unregistering user"),
         ("borrow", base, "borrowing license"),
         ("add_consumption", {**base, "consumptions": 1}, "adding consumption"),
-        ("add_feature_consumption", {**base, "feature": "c", "consumptions": 1},
-         "adding feature consumption"),
+        (
+            "add_feature_consumption",
+            {**base, "feature": "c", "consumptions": 1},
+            "adding feature consumption",
+        ),
         ("featureRegister", {**base, "feature": "f"}, "registering feature"),
         ("check_license_feature", {**base, "feature": "f"}, "registering feature"),
         ("featureRelease", {**base, "feature": "f"}, "releasing feature"),
@@ -96,8 +108,7 @@ def test_every_action_names_itself_when_the_key_is_gone(key_servers, virtual_key
     assert lic["total_consumptions"] == 0 and lic["floating_in_use_devices"] == 1
 
 
-def test_another_key_does_not_satisfy_a_license_bound_to_the_first(
-        key_servers, virtual_keys, make_test_card):
+def test_another_key_does_not_satisfy_a_license_bound_to_the_first(key_servers, virtual_keys, make_test_card):
     server = key_servers()
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
@@ -117,8 +128,9 @@ def test_keys_that_are_not_trusted_do_not_count(key_servers, virtual_keys, make_
     virtual_keys.plug(make_test_card(KEY_B, bad_signature=True), PORT_B)
     wait_key(server, KEY_A, "invalid")
     wait_key(server, KEY_B, "invalid")
-    assert refused_for(server.post("/api/v4/licenses", {"product": "cad", "isHWKeyReq": True}),
-                       "adding license")
+    assert refused_for(
+        server.post("/api/v4/licenses", {"product": "cad", "isHWKeyReq": True}), "adding license"
+    )
     reasons = {k["serial"]: k["reason"] for k in server.get("/api/v4/hardware_key").json()["keys"]}
     assert reasons[str(KEY_A)] and reasons[str(KEY_B)]
 
@@ -129,13 +141,10 @@ def test_two_keys_in_two_readers(key_servers, virtual_keys, make_test_card):
     virtual_keys.plug(make_test_card(KEY_B), PORT_B)
     wait_key(server, KEY_A, "valid")
     wait_key(server, KEY_B, "valid")
-    bad = server.post("/api/v4/licenses", {"product": "x", "isHWKeyReq": True,
-                                           "hardware_key_serial": "12ab"})
+    bad = server.post("/api/v4/licenses", {"product": "x", "isHWKeyReq": True, "hardware_key_serial": "12ab"})
     assert bad.json()["code"] == "validation_error"
-    server.add_license(product="second", isHWKeyReq=True, hardware_key_serial=str(KEY_B),
-                       floating_users=2)
-    server.add_license(product="first", isHWKeyReq=True, hardware_key_serial=str(KEY_A),
-                       floating_users=2)
+    server.add_license(product="second", isHWKeyReq=True, hardware_key_serial=str(KEY_B), floating_users=2)
+    server.add_license(product="first", isHWKeyReq=True, hardware_key_serial=str(KEY_A), floating_users=2)
     wait_until(lambda: server.get("/api/v4/health").json()["hardware_id"] == str(KEY_B), 5)
     assert register(server, "first").status_code == 200
     assert register(server, "second").status_code == 200
@@ -163,7 +172,8 @@ def test_restart_with_the_key_absent_then_plugged(key_servers, virtual_keys, mak
 
 
 def test_crash_if_no_hardware_key_exits_and_a_restart_loses_nothing(
-        key_servers, virtual_keys, make_test_card):
+    key_servers, virtual_keys, make_test_card
+):
     server = key_servers("--crash-if-no-hardware-key")
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     wait_key(server, KEY_A, "valid")
@@ -189,12 +199,15 @@ def test_crash_if_no_hardware_key_exits_and_a_restart_loses_nothing(
 
 @pytest.mark.parametrize("mode", ["exclusive", "transaction"])
 def test_another_process_on_the_reader_is_reported_not_hung(
-        key_servers, virtual_keys, make_test_card, card_holders, mode):
+    key_servers, virtual_keys, make_test_card, card_holders, mode
+):
     virtual_keys.plug(make_test_card(KEY_A), PORT_A)
     holder = card_holders(mode, READERS[0])
     server = key_servers()
-    wait_until(lambda: any(k["state"] == "reader_busy"
-                           for k in server.get("/api/v4/hardware_key").json()["keys"]), 15)
+    wait_until(
+        lambda: any(k["state"] == "reader_busy" for k in server.get("/api/v4/hardware_key").json()["keys"]),
+        15,
+    )
     started = time.monotonic()
     answer = server.post("/api/v4/licenses", {"product": "cad", "isHWKeyReq": True})
     assert time.monotonic() - started < 5

@@ -15,8 +15,9 @@ def race(url: str, users: list[str]) -> dict[str, list[str]]:
     def client(user: str) -> None:
         with requests.Session() as session:
             start.wait()
-            answer = session.post(url + "/api/v4/register", json={"product": "race", "user": user},
-                                  timeout=60)
+            answer = session.post(
+                url + "/api/v4/register", json={"product": "race", "user": user}, timeout=60
+            )
         if answer.status_code == 200:
             kind = "won"
         elif answer.status_code == 400 and answer.json()["code"] == "floating_not_available":

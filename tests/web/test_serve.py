@@ -16,8 +16,13 @@ def thread_cpus(pid: int) -> set[str]:
     lists = set()
     for tid in os.listdir(f"/proc/{pid}/task"):
         status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-        lists.add(next(line.split(":", 1)[1].strip() for line in status.splitlines()
-                       if line.startswith("Cpus_allowed_list:")))
+        lists.add(
+            next(
+                line.split(":", 1)[1].strip()
+                for line in status.splitlines()
+                if line.startswith("Cpus_allowed_list:")
+            )
+        )
     return lists
 
 
@@ -87,9 +92,23 @@ def test_a_chosen_cpu(served):
 def test_a_cpu_the_process_may_not_use_stops_the_start_with_a_clear_error(tmp_path):
     missing = max(os.sched_getaffinity(0)) + 1
     path = config(tmp_path, f"cpuAffinity: {missing}\n")
-    done = subprocess.run([sys.executable, "-m", "floatkey", "serve", "--port", "0", "--data-dir",
-                           str(tmp_path / "data"), "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "floatkey",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--config",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert f"cpuAffinity: CPU {missing} is not one this process may run on" in done.stderr
     assert "Traceback" not in done.stderr

@@ -31,8 +31,10 @@ def test_pinned_elsewhere_sees_a_pinned_process_and_not_kernel_threads():
     sleeper = [sys.executable, "-c", "import sys; sys.stdin.read()"]
     child = subprocess.Popen(["taskset", "-c", str(cpu), *sleeper], stdin=subprocess.PIPE)
     try:
-        wait_until(lambda: _allowed_list(child.pid) == str(cpu) and _is_user_process(child.pid),
-                   what="the child to run pinned")
+        wait_until(
+            lambda: _allowed_list(child.pid) == str(cpu) and _is_user_process(child.pid),
+            what="the child to run pinned",
+        )
         assert cpu in affinity.pinned_elsewhere()
     finally:
         child.communicate(b"")
@@ -46,16 +48,21 @@ def test_pinned_elsewhere_sees_a_pinned_process_and_not_kernel_threads():
 def test_a_process_named_in_any_encoding_is_read_too():
     """The Name: line of /proc/PID/status is whatever bytes the process chose."""
     cpu = max(os.sched_getaffinity(0))
-    renamed = [sys.executable, "-c", textwrap.dedent("""
+    renamed = [
+        sys.executable,
+        "-c",
+        textwrap.dedent("""
         import sys
         with open("/proc/self/comm", "wb") as comm:
             comm.write("z\\u00e4hlt\\xff".encode("latin-1"))
         sys.stdout.write("named\\n")
         sys.stdout.flush()
         sys.stdin.read()
-    """)]
-    child = subprocess.Popen(["taskset", "-c", str(cpu), *renamed], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE)
+    """),
+    ]
+    child = subprocess.Popen(
+        ["taskset", "-c", str(cpu), *renamed], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert child.stdout is not None and child.stdout.readline() == b"named\n"
         with open(f"/proc/{child.pid}/status", "rb") as status:
@@ -70,8 +77,7 @@ PF_KTHREAD = 0x00200000
 
 def _allowed_list(pid: int) -> str:
     with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
-        return next(line.split(":", 1)[1].strip() for line in status
-                    if line.startswith("Cpus_allowed_list:"))
+        return next(line.split(":", 1)[1].strip() for line in status if line.startswith("Cpus_allowed_list:"))
 
 
 def _is_user_process(pid: int) -> bool:
@@ -111,10 +117,16 @@ def test_anything_else_is_refused(setting):
         affinity.choose(setting, {0, 1})
 
 
-@pytest.mark.parametrize(("cpus", "shown"), [
-    ({0}, "0"), ({0, 1}, "0-1"), ({0, 1, 2, 5}, "0-2,5"), ({3, 5, 7}, "3,5,7"),
-    ({4, 5, 9, 10, 11}, "4-5,9-11"),
-])
+@pytest.mark.parametrize(
+    ("cpus", "shown"),
+    [
+        ({0}, "0"),
+        ({0, 1}, "0-1"),
+        ({0, 1, 2, 5}, "0-2,5"),
+        ({3, 5, 7}, "3,5,7"),
+        ({4, 5, 9, 10, 11}, "4-5,9-11"),
+    ],
+)
 def test_cpu_sets_are_shown_as_in_proc_status(cpus, shown):
     assert affinity.format_cpus(cpus) == shown
 
@@ -137,21 +149,33 @@ PIN_IN_A_CHILD = textwrap.dedent("""
 
 def test_pin_moves_every_thread_started_before_and_after_it():
     cpu = max(os.sched_getaffinity(0))
-    out = subprocess.run([sys.executable, "-c", PIN_IN_A_CHILD.replace("SETTING", str(cpu))],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", PIN_IN_A_CHILD.replace("SETTING", str(cpu))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert out[-1] == f"cpu {cpu}"
     assert out[:-1] == [str([cpu])] * 3  # main thread, the one before, the one after
 
 
 def test_pin_auto_takes_the_cpu_choose_names():
     expected = affinity.choose("auto", os.sched_getaffinity(0), affinity.pinned_elsewhere())
-    out = subprocess.run([sys.executable, "-c", PIN_IN_A_CHILD.replace("SETTING", "'auto'")],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", PIN_IN_A_CHILD.replace("SETTING", "'auto'")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert out[-1] == f"cpu {expected}"
 
 
 def test_pin_all_changes_nothing():
     allowed = sorted(os.sched_getaffinity(0))
-    out = subprocess.run([sys.executable, "-c", PIN_IN_A_CHILD.replace("SETTING", "'all'")],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", PIN_IN_A_CHILD.replace("SETTING", "'all'")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert out == [str(allowed)] * 3 + ["cpu None"]

@@ -6,13 +6,24 @@ from tests.support.server import ServerProcess
 
 
 def floatkey(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floatkey", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "floatkey", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_licenses_through_the_running_server(server):
-    added = floatkey("licenses", "add", "--url", server.url, "--product", "cad",
-                     "--floating-users", "3", "--max-borrow-time", "24")
+    added = floatkey(
+        "licenses",
+        "add",
+        "--url",
+        server.url,
+        "--product",
+        "cad",
+        "--floating-users",
+        "3",
+        "--max-borrow-time",
+        "24",
+    )
     assert added.returncode == 0, added.stderr
     lic = json.loads(added.stdout)
     assert lic["floating_users"] == 3 and lic["max_borrow_time"] == 24
@@ -36,8 +47,9 @@ def test_direct_mode_on_a_stopped_server_data_directory(tmp_path):
     data = tmp_path / "data"
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"features": [{"code": "render", "is_floating": True}]}))
-    added = floatkey("licenses", "add", "--direct", "--data-dir", str(data), "--product", "cad",
-                     "--policy", str(policy))
+    added = floatkey(
+        "licenses", "add", "--direct", "--data-dir", str(data), "--product", "cad", "--policy", str(policy)
+    )
     assert added.returncode == 0, added.stderr
     server = ServerProcess(data).start()
     try:

@@ -28,27 +28,32 @@ def test_flags_override_the_file(tmp_path):
     assert settings.hardware_key.pcsc_timeout == 1.0
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("prot: 80\n", "prot: unknown setting"),
-    ("port: eighty\n", "port: must be a whole number"),
-    ("port: 70000\n", "port: must be between"),
-    ("crashIfNoHardwareKey: yes please\n", "crashIfNoHardwareKey: must be true or false"),
-    ("hardwareKey:\n  pinFiel: x\n", "hardwareKey.pinFiel: unknown setting"),
-    ("hardwareKey: 3\n", "hardwareKey: must be a mapping"),
-    ("hardwareKey:\n  ignoreReaders: Virtual\n", "hardwareKey.ignoreReaders: must be a list"),
-    ("tls:\n  certificate: c.pem\n", "tls: set both"),
-    ("logLevel: LOUD\n", "logLevel: must be one of"),
-    ("cpuAffinity: off\n", "cpuAffinity: must be auto, all or a CPU number, not False"),
-    ("cpuAffinity: 1.5\n", "cpuAffinity: must be auto, all or a CPU number, not 1.5"),
-    ("cpuAffinity: fastest\n", "cpuAffinity: must be auto, all or a CPU number, not 'fastest'"),
-    ("cpuAffinity: -1\n", "cpuAffinity: must be auto, all or a CPU number, not -1"),
-    ("cpuAffinity: [0, 1]\n", "cpuAffinity: must be auto, all or a CPU number, not [0, 1]"),
-    ("auth:\n  trustedProxies: [10.0.0.1, proxy.lan]\n",
-     "auth.trustedProxies: 'proxy.lan' is not an IP address or network"),
-    ("auth:\n  trustedProxies: 10.0.0.1\n", "auth.trustedProxies: must be a list"),
-    ("- a\n- b\n", "the top level must be a mapping"),
-    ("port: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("prot: 80\n", "prot: unknown setting"),
+        ("port: eighty\n", "port: must be a whole number"),
+        ("port: 70000\n", "port: must be between"),
+        ("crashIfNoHardwareKey: yes please\n", "crashIfNoHardwareKey: must be true or false"),
+        ("hardwareKey:\n  pinFiel: x\n", "hardwareKey.pinFiel: unknown setting"),
+        ("hardwareKey: 3\n", "hardwareKey: must be a mapping"),
+        ("hardwareKey:\n  ignoreReaders: Virtual\n", "hardwareKey.ignoreReaders: must be a list"),
+        ("tls:\n  certificate: c.pem\n", "tls: set both"),
+        ("logLevel: LOUD\n", "logLevel: must be one of"),
+        ("cpuAffinity: off\n", "cpuAffinity: must be auto, all or a CPU number, not False"),
+        ("cpuAffinity: 1.5\n", "cpuAffinity: must be auto, all or a CPU number, not 1.5"),
+        ("cpuAffinity: fastest\n", "cpuAffinity: must be auto, all or a CPU number, not 'fastest'"),
+        ("cpuAffinity: -1\n", "cpuAffinity: must be auto, all or a CPU number, not -1"),
+        ("cpuAffinity: [0, 1]\n", "cpuAffinity: must be auto, all or a CPU number, not [0, 1]"),
+        (
+            "auth:\n  trustedProxies: [10.0.0.1, proxy.lan]\n",
+            "auth.trustedProxies: 'proxy.lan' is not an IP address or network",
+        ),
+        ("auth:\n  trustedProxies: 10.0.0.1\n", "auth.trustedProxies: must be a list"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        ("port: [\n", "not valid YAML"),
+    ],
+)
 def test_errors_name_the_key_and_the_file(tmp_path, text, names):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -58,10 +63,15 @@ def test_errors_name_the_key_and_the_file(tmp_path, text, names):
     assert names in str(err.value)
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("cpuAffinity: auto\n", "auto"), ("cpuAffinity: all\n", "all"), ("cpuAffinity: 1\n", 1),
-    ("cpuAffinity: '1'\n", 1),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("cpuAffinity: auto\n", "auto"),
+        ("cpuAffinity: all\n", "all"),
+        ("cpuAffinity: 1\n", 1),
+        ("cpuAffinity: '1'\n", 1),
+    ],
+)
 def test_cpu_affinity_takes_a_word_or_a_cpu_number(tmp_path, text, value):
     path = tmp_path / "f.yaml"
     path.write_text(text)

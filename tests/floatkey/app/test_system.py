@@ -87,10 +87,17 @@ def test_newest_license_of_a_product_is_meant_without_an_id(fk):
 
 def test_state_is_restored_after_a_restart(settings, clock):
     with Floatkey(settings, clock=clock) as fk:
-        lic = fk.add_license({"product": "cad", "floating_users": 2, "max_consumptions": 10,
-                              "features": [{"code": "f", "is_floating": True},
-                                           {"code": "c", "feature_type": "consumption",
-                                            "max_consumption": 4}]})
+        lic = fk.add_license(
+            {
+                "product": "cad",
+                "floating_users": 2,
+                "max_consumptions": 10,
+                "features": [
+                    {"code": "f", "is_floating": True},
+                    {"code": "c", "feature_type": "consumption", "max_consumption": 4},
+                ],
+            }
+        )
         fk.register("cad", "alice")
         fk.feature_register("cad", "f", "alice")
         fk.add_consumption("cad", 3)
@@ -120,8 +127,13 @@ def test_remove_license_frees_its_seats_for_good(settings, clock):
 
 
 def test_force_release_and_release_all(fk):
-    lic = fk.add_license({"product": "cad", "floating_users": 5,
-                          "features": [{"code": "f", "is_floating": True, "floating_users": 5}]})
+    lic = fk.add_license(
+        {
+            "product": "cad",
+            "floating_users": 5,
+            "features": [{"code": "f", "is_floating": True, "floating_users": 5}],
+        }
+    )
     for user in ("a", "b", "c"):
         fk.register("cad", user)
         fk.feature_register("cad", "f", user)
@@ -181,15 +193,22 @@ def test_with_hardware_keys_disabled_no_reader_is_touched_and_key_bound_licenses
     off = replace(settings, hardware_key=replace(settings.hardware_key, enabled=False))
     with Floatkey(off, clock=clock) as fk:
         assert fk.hardware_key_status()["pcsc"] == "unavailable"
-        assert code_of(fk.add_license, {"product": "cad", "isHWKeyReq": True}) \
-            == "hardware_key_not_accessible"
+        assert (
+            code_of(fk.add_license, {"product": "cad", "isHWKeyReq": True}) == "hardware_key_not_accessible"
+        )
         assert pykka.ActorRegistry.get_by_class(HardwareKeyActor) == []
 
 
 def test_seats_that_ended_while_the_server_was_down_are_freed_after_a_restart(settings, clock):
     with Floatkey(settings, clock=clock) as fk:
-        fk.add_license({"product": "cad", "floating_users": 2, "floating_timeout": 1,
-                        "features": [{"code": "f", "is_floating": True}]})
+        fk.add_license(
+            {
+                "product": "cad",
+                "floating_users": 2,
+                "floating_timeout": 1,
+                "features": [{"code": "f", "is_floating": True}],
+            }
+        )
         fk.register("cad", "alice")
         fk.feature_register("cad", "f", "alice")
         clock.advance(seconds=30)
@@ -199,8 +218,11 @@ def test_seats_that_ended_while_the_server_was_down_are_freed_after_a_restart(se
         [lic] = fk.licenses()
         assert lic["floating_in_use_devices"] == 1
         assert lic["product_features"][0]["floating_in_use_devices"] == 0
-        wait_until(lambda: [r["user"] for r in fk.registrations()] == ["bob"], timeout=5,
-                   what="alice's ended seat to be swept after the restart")
+        wait_until(
+            lambda: [r["user"] for r in fk.registrations()] == ["bob"],
+            timeout=5,
+            what="alice's ended seat to be swept after the restart",
+        )
         fk.register("cad", "carol")
     with Floatkey(settings, clock=clock) as fk:
         assert sorted(r["user"] for r in fk.registrations()) == ["bob", "carol"]
@@ -209,8 +231,9 @@ def test_seats_that_ended_while_the_server_was_down_are_freed_after_a_restart(se
 class SweepProbe(pykka.ThreadingActor):
     """Stands in for a LicenseActor: records its sweeps, can fail or hold one until released."""
 
-    def __init__(self, swept: list[int], license_id: int, fail: bool = False,
-                 hold: threading.Event | None = None) -> None:
+    def __init__(
+        self, swept: list[int], license_id: int, fail: bool = False, hold: threading.Event | None = None
+    ) -> None:
         super().__init__()
         self.swept, self.license_id, self.fail, self.hold = swept, license_id, fail, hold
 
@@ -224,10 +247,16 @@ class SweepProbe(pykka.ThreadingActor):
 
 def probe_board(probes: dict[int, pykka.ActorRef]) -> IndexHolder:
     holder = IndexHolder()
-    holder.publish(LicenseIndex({
-        lid: LicenseEntry(license_id=lid, product=f"p{lid}", key_serial=None, requires_key=False, ref=ref)
-        for lid, ref in probes.items()
-    }))
+    holder.publish(
+        LicenseIndex(
+            {
+                lid: LicenseEntry(
+                    license_id=lid, product=f"p{lid}", key_serial=None, requires_key=False, ref=ref
+                )
+                for lid, ref in probes.items()
+            }
+        )
+    )
     holder.due.update({lid: datetime(2026, 1, 1, tzinfo=UTC) for lid in probes})  # all due
     return holder
 

@@ -21,15 +21,18 @@ def test_a_long_phrase_is_accepted() -> None:
     assert check_password("x" * MIN_LENGTH + "y", "alice")
 
 
-@pytest.mark.parametrize(("password", "problem"), [
-    ("x" * (MIN_LENGTH - 1), f"at least {MIN_LENGTH}"),
-    ("x" * (MAX_LENGTH + 1), f"at most {MAX_LENGTH}"),
-    ("twelve chars\x00here", "control characters"),
-    ("line\nbreak in it", "control characters"),
-    ("Alice.Example", "differs from the username"),
-    ("password1234", "guessers try first"),
-    ("PasswordPassword", "guessers try first"),
-])
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        ("x" * (MIN_LENGTH - 1), f"at least {MIN_LENGTH}"),
+        ("x" * (MAX_LENGTH + 1), f"at most {MAX_LENGTH}"),
+        ("twelve chars\x00here", "control characters"),
+        ("line\nbreak in it", "control characters"),
+        ("Alice.Example", "differs from the username"),
+        ("password1234", "guessers try first"),
+        ("PasswordPassword", "guessers try first"),
+    ],
+)
 def test_bad_passwords_are_refused_with_the_reason(password: str, problem: str) -> None:
     problems = password_problems(password, "alice.example")
     assert any(problem in p for p in problems), problems
@@ -54,8 +57,9 @@ def test_good_usernames(name: str) -> None:
     assert check_username(name) == name
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "-dash", "with space", "slash/es", "colon:", "A" * 65,
-                                  "nul\x00", "é"])
+@pytest.mark.parametrize(
+    "name", ["", ".hidden", "-dash", "with space", "slash/es", "colon:", "A" * 65, "nul\x00", "é"]
+)
 def test_bad_usernames(name: str) -> None:
     assert username_problems(name)
     with pytest.raises(FloatkeyError):

@@ -88,8 +88,11 @@ def test_rs_hs_confusion_is_refused() -> None:
     """An RS256 header over an HMAC made with our secret, and an HMAC made with a public key."""
     with pytest.raises(InvalidToken):
         signer().verify(hand_made({"alg": "RS256", "typ": "JWT"}, claims(), SECRET))
-    public_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     with pytest.raises(InvalidToken):
         signer().verify(hand_made({"alg": "HS256", "typ": "JWT"}, claims(), public_pem))
 

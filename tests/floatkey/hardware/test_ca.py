@@ -37,8 +37,7 @@ def test_issue_puts_the_serial_in_the_subject_and_chains() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = ca.issue(ca_key, ca_cert, key.public_key(), 987654)
     assert cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == "987654"
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
-        "floatkey key 987654")
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == ("floatkey key 987654")
     cert.verify_directly_issued_by(ca_cert)
     _, other_cert = ca.make_ca()
     with pytest.raises(InvalidSignature):
@@ -50,11 +49,13 @@ def test_cli_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert ca.main(["init", "--dir", str(folder)]) == 0
     key = ec.generate_private_key(ec.SECP256R1())
     pub = tmp_path / "pub.pem"
-    pub.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     out = tmp_path / "cert.pem"
-    args = ["issue", "--dir", str(folder), "--public-key", str(pub), "--serial", "42",
-            "--out", str(out)]
+    args = ["issue", "--dir", str(folder), "--public-key", str(pub), "--serial", "42", "--out", str(out)]
     assert ca.main(args) == 0
     cert = x509.load_pem_x509_certificate(out.read_bytes())
     assert cert.public_key() == key.public_key()

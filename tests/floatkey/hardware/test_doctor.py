@@ -66,8 +66,7 @@ def test_invalid_key_says_why(virtual_keys, make_test_card, test_ca, tmp_path) -
     assert code == 1
 
 
-def test_holder_process_is_listed(virtual_keys, make_test_card, card_holders, test_ca,
-                                  tmp_path) -> None:
+def test_holder_process_is_listed(virtual_keys, make_test_card, card_holders, test_ca, tmp_path) -> None:
     virtual_keys.plug(make_test_card(4003))
     holder = card_holders("exclusive", READERS[0])
     code, text = run([*_files(tmp_path, test_ca[1]), "--timeout", "1"])

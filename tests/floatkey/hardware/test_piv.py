@@ -34,7 +34,7 @@ def test_apdu_bytes_match_the_protocol_table() -> None:
     assert piv.verify_pin_apdu("1234") == bytes.fromhex("002000800831323334FFFFFFFF")
     digest = bytes(range(32))
     (sign,) = piv.sign_apdus(digest, piv.ALG_ECC_P256)
-    assert sign == bytes.fromhex("0087119A267C248200" "8120") + digest
+    assert sign == bytes.fromhex("0087119A267C2482008120") + digest
 
 
 def test_status_words_map_to_errors() -> None:
@@ -95,8 +95,7 @@ def test_bad_signature_is_invalid(vendor) -> None:
 def test_wrong_pin_reports_tries_and_is_not_sent_again(vendor) -> None:
     card = make_card(15, PIN, *vendor)
     verdict = piv.validate(transmitter(card), vendor[1], "000000")
-    assert (verdict.valid, verdict.reason, verdict.wrong_pin_tries) == (
-        False, "wrong PIN, 2 tries left", 2)
+    assert (verdict.valid, verdict.reason, verdict.wrong_pin_tries) == (False, "wrong PIN, 2 tries left", 2)
     log: list[bytes] = []
     again = piv.validate(transmitter(card, log), vendor[1], "000000", refused_pin={"15"})
     assert again.reason == "wrong PIN, 2 tries left"

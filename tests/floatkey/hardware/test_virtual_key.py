@@ -18,8 +18,9 @@ TOOL = "yubico-piv-tool"
 
 
 def piv_tool(*args: str, reader: str = READERS[0]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TOOL, "-r", reader, *args], capture_output=True, text=True,
-                          timeout=30, check=False)
+    return subprocess.run(
+        [TOOL, "-r", reader, *args], capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def test_yubico_piv_tool_reads_serial_and_certificate(virtual_keys, make_test_card) -> None:
@@ -39,20 +40,29 @@ def test_yubico_piv_tool_signature_verifies(virtual_keys, make_test_card, tmp_pa
     virtual_keys.plug(make_test_card(27182818))
     cert = tmp_path / "cert.pem"
     assert piv_tool("-a", "read-certificate", "-s", "9a", "-o", str(cert)).returncode == 0
-    signed = piv_tool("-a", "verify-pin", "-P", TEST_PIN, "-a", "test-signature", "-s", "9a",
-                      "-i", str(cert))
+    signed = piv_tool("-a", "verify-pin", "-P", TEST_PIN, "-a", "test-signature", "-s", "9a", "-i", str(cert))
     assert signed.returncode == 0, signed.stdout + signed.stderr
     assert "Successful ECDSA verification" in signed.stdout + signed.stderr
 
 
-def test_bad_signature_key_fails_yubico_verification(virtual_keys, make_test_card,
-                                                      tmp_path) -> None:
+def test_bad_signature_key_fails_yubico_verification(virtual_keys, make_test_card, tmp_path) -> None:
     virtual_keys.plug(make_test_card(1618033, bad_signature=True), port=35964)
     cert = tmp_path / "cert.pem"
     read = piv_tool("-a", "read-certificate", "-s", "9a", "-o", str(cert), reader=READERS[1])
     assert read.returncode == 0
-    signed = piv_tool("-a", "verify-pin", "-P", TEST_PIN, "-a", "test-signature", "-s", "9a",
-                      "-i", str(cert), reader=READERS[1])
+    signed = piv_tool(
+        "-a",
+        "verify-pin",
+        "-P",
+        TEST_PIN,
+        "-a",
+        "test-signature",
+        "-s",
+        "9a",
+        "-i",
+        str(cert),
+        reader=READERS[1],
+    )
     assert signed.returncode != 0
 
 
@@ -70,15 +80,30 @@ def test_command_line_key_plugs_in_and_pulls_out(pcscd, tmp_path: Path) -> None:
     pin_file = tmp_path / "pin"
     pin_file.write_text(TEST_PIN + "\n")
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from floatkey.hardware.virtual_key import main; "
-         "sys.exit(main())", "--serial", "8675309", "--pin-file", str(pin_file),
-         "--ca-dir", str(tmp_path / "ca"), "--port", "35964"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from floatkey.hardware.virtual_key import main; sys.exit(main())",
+            "--serial",
+            "8675309",
+            "--pin-file",
+            str(pin_file),
+            "--ca-dir",
+            str(tmp_path / "ca"),
+            "--port",
+            "35964",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
     )
     try:
-        wait_for(lambda: card_present(READERS[1]) or process.poll() is not None, 15,
-                 "the virtual key process to plug in")
+        wait_for(
+            lambda: card_present(READERS[1]) or process.poll() is not None,
+            15,
+            "the virtual key process to plug in",
+        )
         assert process.poll() is None, process.communicate()
         status = piv_tool("-a", "status", reader=READERS[1])
         assert "Serial Number:\t8675309" in status.stdout

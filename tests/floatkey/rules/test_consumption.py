@@ -14,17 +14,20 @@ def limits(**kw):
     return ConsumptionPolicy(**{"max_consumptions": 10, **kw})
 
 
-@pytest.mark.parametrize(("total", "n", "policy", "ok"), [
-    (0, 10, limits(), True),
-    (0, 11, limits(), False),
-    (9, 1, limits(), True),
-    (10, 1, limits(), False),
-    (10, 3, limits(allow_overages=True, max_overages=3), True),
-    (10, 4, limits(allow_overages=True, max_overages=3), False),
-    (10, 10**9, limits(allow_overages=True, max_overages=0), True),  # unlimited overages
-    (10, 5, limits(allow_overages=False, max_overages=100), False),  # overages off: ignored
-    (10, 10**9, limits(allow_unlimited_consumptions=True), True),
-])
+@pytest.mark.parametrize(
+    ("total", "n", "policy", "ok"),
+    [
+        (0, 10, limits(), True),
+        (0, 11, limits(), False),
+        (9, 1, limits(), True),
+        (10, 1, limits(), False),
+        (10, 3, limits(allow_overages=True, max_overages=3), True),
+        (10, 4, limits(allow_overages=True, max_overages=3), False),
+        (10, 10**9, limits(allow_overages=True, max_overages=0), True),  # unlimited overages
+        (10, 5, limits(allow_overages=False, max_overages=100), False),  # overages off: ignored
+        (10, 10**9, limits(allow_unlimited_consumptions=True), True),
+    ],
+)
 def test_the_sdk_limit_rule(total, n, policy, ok):
     assert consumption.allowed(total, n, policy) is ok
 
@@ -47,12 +50,15 @@ def test_negative_consumption_needs_the_policy_and_cannot_go_below_zero():
         consumption.add(Counter(5), -6, allowed, NOW, "license")
 
 
-@pytest.mark.parametrize(("period", "start"), [
-    ("daily", datetime(2026, 3, 4, tzinfo=UTC)),
-    ("weekly", datetime(2026, 3, 2, tzinfo=UTC)),
-    ("monthly", datetime(2026, 3, 1, tzinfo=UTC)),
-    ("annually", datetime(2026, 1, 1, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("period", "start"),
+    [
+        ("daily", datetime(2026, 3, 4, tzinfo=UTC)),
+        ("weekly", datetime(2026, 3, 2, tzinfo=UTC)),
+        ("monthly", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("annually", datetime(2026, 1, 1, tzinfo=UTC)),
+    ],
+)
 def test_period_starts_in_utc(period, start):
     assert consumption.period_start(period, NOW) == start
     # A local offset does not move the boundary: 00:30+02:00 is still the previous UTC day.

@@ -13,8 +13,9 @@ PC = ClientInfo("pc", "10.0.0.9", None)
 
 
 def book(**fields):
-    policy = policy_from_fields({"product": "cad", "floating_users": 2, "max_borrow_time": 48,
-                                 "max_consumptions": 10, **fields})
+    policy = policy_from_fields(
+        {"product": "cad", "floating_users": 2, "max_borrow_time": 48, "max_consumptions": 10, **fields}
+    )
     return LicenseBook(license_id=7, policy=policy, added_at=T0)
 
 
@@ -67,17 +68,23 @@ def test_borrow_sets_borrowed_until_in_the_answer():
 
 
 def test_feature_seats():
-    b = book(features=[{"code": "render", "is_floating": True, "floating_users": 1},
-                       {"code": "plain"}])
+    b = book(features=[{"code": "render", "is_floating": True, "floating_users": 1}, {"code": "plain"}])
     with pytest.raises(FloatkeyError) as err:
         b.feature_register("render", "alice", PC, None, T0)
     assert err.value.code == "registration_not_found"
     b.register("alice", PC, T0)
     b.register("bob", PC, T0)
     answer, _ = b.feature_register("render", "alice", PC, None, T0)
-    assert answer == {"product": "cad", "feature": "render", "user": "alice", "os_hostname": "pc",
-                      "ip_local": "10.0.0.9", "user_info": None,
-                      "registered_at": "2026-03-02T12:00:00Z", "borrowed_until": None}
+    assert answer == {
+        "product": "cad",
+        "feature": "render",
+        "user": "alice",
+        "os_hostname": "pc",
+        "ip_local": "10.0.0.9",
+        "user_info": None,
+        "registered_at": "2026-03-02T12:00:00Z",
+        "borrowed_until": None,
+    }
     b.feature_register("render", "alice", PC, None, T0 + timedelta(minutes=1))  # refresh
     with pytest.raises(FloatkeyError) as err:
         b.feature_register("render", "bob", PC, None, T0)
@@ -96,8 +103,16 @@ def test_feature_seats():
 
 
 def test_feature_consumption_and_expiry():
-    b = book(features=[{"code": "export", "feature_type": "consumption", "max_consumption": 3,
-                        "expiry_date": "2026-03-03"}])
+    b = book(
+        features=[
+            {
+                "code": "export",
+                "feature_type": "consumption",
+                "max_consumption": 3,
+                "expiry_date": "2026-03-03",
+            }
+        ]
+    )
     answer, _ = b.add_feature_consumption("export", 3, T0)
     assert answer["total_consumptions"] == 3
     with pytest.raises(FloatkeyError) as err:

@@ -7,8 +7,16 @@ from floatkey.rules.policy import policy_from_fields, policy_from_record, policy
 
 
 def test_defaults_and_loose_types():
-    p = policy_from_fields({"product": "cad", "floating_users": "3", "allowOverages": "true",
-                            "max_overages": 2, "isHWKeyReq": "false", "unknown_key": 1})
+    p = policy_from_fields(
+        {
+            "product": "cad",
+            "floating_users": "3",
+            "allowOverages": "true",
+            "max_overages": 2,
+            "isHWKeyReq": "false",
+            "unknown_key": 1,
+        }
+    )
     assert p.floating_users == 3
     assert p.consumption.allow_overages is True
     assert p.consumption.max_overages == 2
@@ -18,26 +26,29 @@ def test_defaults_and_loose_types():
     assert len(p.license_key) == 19
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({}, "missing_parameters"),
-    ({"product": ""}, "missing_parameters"),
-    ({"product": "no spaces"}, "validation_error"),
-    ({"product": "p", "floating_users": 0}, "validation_error"),
-    ({"product": "p", "floating_users": "many"}, "validation_error"),
-    ({"product": "p", "floating_users": True}, "validation_error"),
-    ({"product": "p", "floating_users": 1.5}, "validation_error"),
-    ({"product": "p", "license_type": "forever"}, "validation_error"),
-    ({"product": "p", "license_type": "time-limited"}, "missing_parameters"),
-    ({"product": "p", "validity_period": "next tuesday"}, "validation_error"),
-    ({"product": "p", "reset_consumption": True}, "missing_parameters"),
-    ({"product": "p", "consumption_period": "hourly"}, "validation_error"),
-    ({"product": "p", "features": [{"code": "a"}, {"code": "a"}]}, "validation_error"),
-    ({"product": "p", "features": [{"name": "no code"}]}, "missing_parameters"),
-    ({"product": "p", "features": "not json"}, "validation_error"),
-    ({"product": "p", "metadata": [1, 2]}, "validation_error"),
-    ({"product": "p", "max_consumptions": -1}, "validation_error"),
-    ({"product": "p", "max_consumptions": 10**30}, "validation_error"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({}, "missing_parameters"),
+        ({"product": ""}, "missing_parameters"),
+        ({"product": "no spaces"}, "validation_error"),
+        ({"product": "p", "floating_users": 0}, "validation_error"),
+        ({"product": "p", "floating_users": "many"}, "validation_error"),
+        ({"product": "p", "floating_users": True}, "validation_error"),
+        ({"product": "p", "floating_users": 1.5}, "validation_error"),
+        ({"product": "p", "license_type": "forever"}, "validation_error"),
+        ({"product": "p", "license_type": "time-limited"}, "missing_parameters"),
+        ({"product": "p", "validity_period": "next tuesday"}, "validation_error"),
+        ({"product": "p", "reset_consumption": True}, "missing_parameters"),
+        ({"product": "p", "consumption_period": "hourly"}, "validation_error"),
+        ({"product": "p", "features": [{"code": "a"}, {"code": "a"}]}, "validation_error"),
+        ({"product": "p", "features": [{"name": "no code"}]}, "missing_parameters"),
+        ({"product": "p", "features": "not json"}, "validation_error"),
+        ({"product": "p", "metadata": [1, 2]}, "validation_error"),
+        ({"product": "p", "max_consumptions": -1}, "validation_error"),
+        ({"product": "p", "max_consumptions": 10**30}, "validation_error"),
+    ],
+)
 def test_bad_policies_are_refused(fields, code):
     with pytest.raises(FloatkeyError) as err:
         policy_from_fields(fields)
@@ -45,13 +56,24 @@ def test_bad_policies_are_refused(fields, code):
 
 
 def test_features_and_record_round_trip():
-    p = policy_from_fields({
-        "product": "cad", "license_type": "subscription", "validity_period": "2027-01-01",
-        "features": [{"code": "render", "is_floating": True, "floating_users": 2},
-                     {"code": "export", "feature_type": "consumption", "max_consumption": 5,
-                      "reset_consumption": True, "consumption_period": "monthly"}],
-        "metadata": {"tier": "gold"},
-    })
+    p = policy_from_fields(
+        {
+            "product": "cad",
+            "license_type": "subscription",
+            "validity_period": "2027-01-01",
+            "features": [
+                {"code": "render", "is_floating": True, "floating_users": 2},
+                {
+                    "code": "export",
+                    "feature_type": "consumption",
+                    "max_consumption": 5,
+                    "reset_consumption": True,
+                    "consumption_period": "monthly",
+                },
+            ],
+            "metadata": {"tier": "gold"},
+        }
+    )
     assert p.validity_period == datetime(2027, 1, 1, tzinfo=UTC)
     assert p.feature("render").floating_users == 2
     assert p.feature("export").consumption.max_consumptions == 5

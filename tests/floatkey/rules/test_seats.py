@@ -12,8 +12,9 @@ ALICE = ClientInfo("alice-pc", "10.0.0.2", "cad 2026")
 
 
 def take(held, user, now=T0, capacity=2, timeout=30, until=None):
-    return seats.take_seat(held, user, ALICE, capacity=capacity, timeout_minutes=timeout,
-                           now=now, borrowed_until=until)
+    return seats.take_seat(
+        held, user, ALICE, capacity=capacity, timeout_minutes=timeout, now=now, borrowed_until=until
+    )
 
 
 def test_new_seat_lives_for_the_timeout():
