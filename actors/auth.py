@@ -23,91 +23,26 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.passwords import ADMIN, check_role
 from floatkey.auth.throttle import Throttle
+from floatkey.auth.users import UserHolder, UserIndex, UserView
 from floatkey.errors import FloatkeyError
-from floatkey.storage import Storage
+from floatkey.storage import Storage, records
 from floatkey.timeutil import format_time, utcnow
 
 logger = logging.getLogger(__name__)
 
-DB = "users"
 INITIAL_ADMIN = "admin"
-#: Marks that the configured initial admin password has been used (no username starts with NUL).
-_BOOTSTRAPPED = b"\x00initial_admin_created"
-
-
-@dataclass(frozen=True, slots=True)
-class UserView:
-    username: str
-    role: str
-    password_hash: str = field(repr=False)
-    #: Replaced on every password or role change; tokens must carry the current one.
-    stamp: str = field(repr=False)
-    must_change_password: bool
-    created_at: datetime
-
-    def public(self) -> dict[str, Any]:
-        """What the API shows of a user: never the hash or the stamp."""
-        return {
-            "username": self.username,
-            "role": self.role,
-            "created_at": format_time(self.created_at),
-            "must_change_password": self.must_change_password,
-        }
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "hash": self.password_hash,
-            "stamp": self.stamp,
-            "must_change": self.must_change_password,
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_record(cls, username: str, record: Mapping[str, Any]) -> UserView:
-        return cls(
-            username,
-            record["role"],
-            record["hash"],
-            record["stamp"],
-            record["must_change"],
-            record["created_at"],
-        )
-
-
-@dataclass(frozen=True)
-class UserIndex:
-    """An immutable snapshot of the users."""
-
-    users: Mapping[str, UserView]
-
-    def get(self, username: str) -> UserView | None:
-        return self.users.get(username)
-
-    @property
-    def admins(self) -> int:
-        return sum(1 for u in self.users.values() if u.role == ADMIN)
-
-
-class UserHolder:
-    """Where the actor publishes the current ``UserIndex`` for request threads."""
-
-    def __init__(self) -> None:
-        self.current = UserIndex(MappingProxyType({}))
-
-    def publish(self, index: UserIndex) -> None:
-        self.current = index
 
 
 def no_such_user(username: str) -> FloatkeyError:
@@ -137,11 +72,15 @@ class AuthActor(pykka.ThreadingActor):
         self._users: dict[str, UserView] = {}
 
     def on_start(self) -> None:
-        for key, record in self._storage.items(DB):
-            if not key.startswith(b"\x00"):
+        for key, record in self._storage.items(records.USERS):
+            if records.is_user_key(key):
                 username = key.decode("utf-8")
-                self._users[username] = UserView.from_record(username, record)
-        if not self._users and self._initial_password and self._storage.get(DB, _BOOTSTRAPPED) is None:
+                self._users[username] = records.user_from_record(username, record)
+        if (
+            not self._users
+            and self._initial_password
+            and self._storage.get(records.USERS, records.INITIAL_ADMIN_CREATED) is None
+        ):
             self._create_initial_admin(self._initial_password)
         self._publish()
         logger.info("%d users loaded", len(self._users))
@@ -151,8 +90,8 @@ class AuthActor(pykka.ThreadingActor):
         user = UserView(INITIAL_ADMIN, ADMIN, hashing.hash(password), _new_stamp(), True, self._clock())
         self._storage.write_now(
             [
-                ("put", DB, _key(INITIAL_ADMIN), user.record()),
-                ("put", DB, _BOOTSTRAPPED, format_time(self._clock())),
+                ("put", records.USERS, records.user_key(INITIAL_ADMIN), records.user_record(user)),
+                ("put", records.USERS, records.INITIAL_ADMIN_CREATED, format_time(self._clock())),
             ]
         )
         self._users[INITIAL_ADMIN] = user
@@ -177,7 +116,7 @@ class AuthActor(pykka.ThreadingActor):
         user = self._get(username)
         if user.role == ADMIN and self._holder.current.admins == 1:
             raise _last_admin(username)
-        self._storage.write_now([("delete", DB, _key(username), None)])
+        self._storage.write_now([("delete", records.USERS, records.user_key(username), None)])
         del self._users[username]
         self._publish()
         logger.info("user %r removed", username)
@@ -248,7 +187,9 @@ class AuthActor(pykka.ThreadingActor):
 
     def _save(self, user: UserView) -> None:
         """Persist (synced) before the change is visible or answered."""
-        self._storage.write_now([("put", DB, _key(user.username), user.record())])
+        self._storage.write_now(
+            [("put", records.USERS, records.user_key(user.username), records.user_record(user))]
+        )
         self._users[user.username] = user
         self._publish()
 
@@ -260,10 +201,6 @@ def _new_stamp() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _key(username: str) -> bytes:
-    return username.encode("utf-8")
-
-
 def _throttle_keys(username: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
     return ("user", username[:256]), ("address", address)
 
@@ -273,3 +210,21 @@ def _last_admin(username: str) -> FloatkeyError:
         "validation_error",
         f"{username!r} is the last admin; add another admin first, or nobody could administer this server.",
     )
+
+
+class AuthProxy(ActorMemberMixin, pykka.ActorProxy[AuthActor]):
+    """The typed way to talk to the AuthActor: every call answers a future of its result."""
+
+    add_user = proxy_method(AuthActor.add_user)
+    remove_user = proxy_method(AuthActor.remove_user)
+    set_password = proxy_method(AuthActor.set_password)
+    rehash = proxy_method(AuthActor.rehash)
+    set_role = proxy_method(AuthActor.set_role)
+    users = proxy_method(AuthActor.users)
+    login_allowed = proxy_method(AuthActor.login_allowed)
+    login_failed = proxy_method(AuthActor.login_failed)
+    login_succeeded = proxy_method(AuthActor.login_succeeded)
+
+
+def auth_proxy(ref: pykka.ActorRef[AuthActor]) -> AuthProxy:
+    return cast(AuthProxy, ref.proxy())

@@ -8,25 +8,24 @@ actor; only changes to the set of licenses pass through its mailbox.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
-from floatkey.actors.license import LicenseActor, license_record, load_book, load_books
-from floatkey.errors import FloatkeyError, StorageError
+from floatkey.actors.license import LicenseActor
+from floatkey.errors import FloatkeyError, StorageError, no_license_with_id
 from floatkey.listener import Listener, send
 from floatkey.rules.license import LicenseBook
 from floatkey.rules.policy import Policy
-from floatkey.storage import Storage, keys
+from floatkey.storage import Storage, records
+from floatkey.storage.records import license_record, load_book, load_books
 
 logger = logging.getLogger(__name__)
-
-_NEXT_ID = b"next_license_id"
 
 
 @dataclass(frozen=True)
@@ -36,13 +35,9 @@ class LicenseEntry:
     #: Serial of the hardware key the license is bound to, or None.
     key_serial: str | None
     requires_key: bool
+    #: Reached only through the license protocol (``floatkey.actors.license.send``/``ask``):
+    #: no proxy, whose making inspects the actor and would cost a restart 1,000 times over.
     ref: pykka.ActorRef[LicenseActor]
-
-    @functools.cached_property
-    def proxy(self) -> Any:
-        """The actor's proxy, made on first use: making one inspects the actor's attributes,
-        which a restart with 1,000 licenses would otherwise pay 1,000 times before listening."""
-        return self.ref.proxy()
 
 
 @dataclass(frozen=True)
@@ -133,14 +128,14 @@ class DirectoryActor(pykka.ThreadingActor):
         """How many licenses are running; answers once ``on_start`` has restored them all."""
         return len(self._entries)
 
-    def add(self, policy: Policy) -> tuple[dict[str, Any], int]:
-        """Create a license from ``policy``; answers its license object and the write to wait for."""
-        license_id = self._storage.get("meta", _NEXT_ID) or 1
+    def add(self, policy: Policy) -> dict[str, Any]:
+        """Create a license from ``policy``; answers its license object once it is stored."""
+        license_id = self._storage.get(records.META, records.NEXT_LICENSE_ID) or 1
         book = LicenseBook(license_id=license_id, policy=policy, added_at=self._clock())
         seq = self._storage.write(
             [
-                ("put", "meta", _NEXT_ID, license_id + 1),
-                ("put", "licenses", keys.license_key(license_id), license_record(book)),
+                ("put", records.META, records.NEXT_LICENSE_ID, license_id + 1),
+                ("put", records.LICENSES, records.license_key(license_id), license_record(book)),
             ]
         )
         self._storage.wait(seq)
@@ -150,9 +145,9 @@ class DirectoryActor(pykka.ThreadingActor):
         if policy.is_hardware_key_auth:
             key_note = f", bound to hardware key {policy.hardware_key_serial}"
         logger.info("license %d added for product %r%s", license_id, policy.product, key_note)
-        return book.license_object(self._clock()), seq
+        return book.license_object(self._clock())
 
-    def remove(self, license_id: int) -> int:
+    def remove(self, license_id: int) -> None:
         """Withdraw the license, stop its actor, then delete it with its seats.
 
         The actor stops first, so none of its writes can follow the deletion. If the
@@ -160,15 +155,15 @@ class DirectoryActor(pykka.ThreadingActor):
         """
         entry = self._entries.pop(license_id, None)
         if entry is None:
-            raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
+            raise no_license_with_id(license_id)
         self._publish()
         entry.ref.stop()
-        prefix = keys.license_key(license_id)
+        prefix = records.license_key(license_id)
         seq = self._storage.write(
             [
-                ("delete", "licenses", prefix, None),
-                ("delete_prefix", "seats", prefix, None),
-                ("delete_prefix", "feature_seats", prefix, None),
+                ("delete", records.LICENSES, prefix, None),
+                ("delete_prefix", records.SEATS, prefix, None),
+                ("delete_prefix", records.FEATURE_SEATS, prefix, None),
             ]
         )
         try:
@@ -178,7 +173,6 @@ class DirectoryActor(pykka.ThreadingActor):
             raise
         self._holder.due.pop(license_id, None)
         logger.info("license %d of product %r removed", license_id, entry.product)
-        return seq
 
     def _restart(self, license_id: int) -> None:
         book = load_book(self._storage, license_id)
@@ -205,3 +199,15 @@ class DirectoryActor(pykka.ThreadingActor):
         index = LicenseIndex(dict(self._entries))
         self._holder.publish(index)
         send(DirectoryListener, "licenses_changed", key_serials=index.key_serials())
+
+
+class DirectoryProxy(ActorMemberMixin, pykka.ActorProxy[DirectoryActor]):
+    """The typed way to talk to the DirectoryActor."""
+
+    loaded = proxy_method(DirectoryActor.loaded)
+    add = proxy_method(DirectoryActor.add)
+    remove = proxy_method(DirectoryActor.remove)
+
+
+def directory_proxy(ref: pykka.ActorRef[DirectoryActor]) -> DirectoryProxy:
+    return cast(DirectoryProxy, ref.proxy())

@@ -24,9 +24,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from floatkey import listener
 from floatkey.app.config import HardwareKeySettings
@@ -297,3 +298,14 @@ class HardwareKeyActor(pykka.ThreadingActor):
 
     def _keys(self) -> list[dict[str, Any]]:
         return [s.as_dict() for _, s in sorted(self._slots.items()) if s.present and s.state is not None]
+
+
+class HardwareKeyProxy(ActorMemberMixin, pykka.ActorProxy[HardwareKeyActor]):
+    """The typed way to talk to the HardwareKeyActor."""
+
+    status = proxy_method(HardwareKeyActor.status)
+    live_check = proxy_method(HardwareKeyActor.live_check)
+
+
+def hardware_key_proxy(ref: pykka.ActorRef[HardwareKeyActor]) -> HardwareKeyProxy:
+    return cast(HardwareKeyProxy, ref.proxy())

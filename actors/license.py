@@ -1,9 +1,10 @@
 """LicenseActor: the one owner of a license's seats, borrows and consumptions.
 
 Every change to one license passes through this actor's mailbox, so seat counting
-needs no lock and cannot race. The actor queues each change for storage before it
-answers and returns the storage sequence number with the answer: the caller acknowledges
-the client only once that number is durable.
+needs no lock and cannot race. Every request is a typed message (``Register``,
+``Release``, ``LicenseObject``, ...) sent with ``send`` / ``ask``: the actor queues each
+change for storage and hands its answer to the storage writer, which releases it to the
+waiting thread once the change is durable.
 
 If a commit of its changes fails, memory is ahead of the disk; the storage refuses the
 license's further writes, and the writer thread tells the actor, which reloads itself
@@ -17,44 +18,28 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import pykka
 
-from floatkey.errors import FloatkeyError, StorageError, overloaded
-from floatkey.rules.consumption import Counter
+from floatkey.errors import FloatkeyError, StorageError, license_removed, overloaded
 from floatkey.rules.license import Changes, LicenseBook
-from floatkey.rules.policy import policy_from_record, policy_to_record
-from floatkey.rules.seats import ClientInfo, Seat
-from floatkey.storage import Storage, keys
-from floatkey.storage.environment import Op
+from floatkey.rules.seats import ClientInfo
+from floatkey.storage import Storage
+from floatkey.storage.records import license_ops, load_book
 
 logger = logging.getLogger(__name__)
 
-#: An answer for the client (or the FloatkeyError that refuses the action) and the
-#: storage sequence number to wait for before answering.
-Reply = tuple[Any, int]
-
-
-def _replies(method: Callable[..., Reply]) -> Callable[..., Reply]:
-    """Return a refusal as a value: pykka would log every raised one with its traceback."""
-
-    @functools.wraps(method)
-    def wrapper(self: LicenseActor, *args: Any) -> Reply:
-        try:
-            return method(self, *args)
-        except FloatkeyError as exc:
-            return exc, self._last_seq
-
-    return wrapper
+T = TypeVar("T")
 
 
 class Ticket:
-    """Where a client action's answer arrives, once what it rests on is durable.
+    """Where an answer arrives, once what it rests on is durable.
 
-    The request thread tells the actor a ``LicenseRequest`` carrying a ticket and waits on
-    it; the actor fills in the answer and hands the ticket to storage, whose writer thread
+    The request thread tells the actor an ``Envelope`` carrying a ticket and waits on it;
+    the actor fills in the answer and hands the ticket to storage, whose writer thread
     releases it after the commit. One wake-up per request instead of two round trips.
     """
 
@@ -81,18 +66,135 @@ class Ticket:
         return self.answer
 
 
-class LicenseRequest(NamedTuple):
-    """A client action for a LicenseActor: ``method(*args)``, answered through ``ticket``."""
+# --- the protocol: one message class per request, typed by its answer ---------------------
 
-    method: str
-    args: tuple[Any, ...]
+
+class LicenseMessage(Generic[T]):
+    """A request to a LicenseActor whose answer is a ``T`` (see ``ask``).
+
+    ``durable``: the answer waits until the license's last write is synced, so that nothing
+    a client is told can be lost. Views and the sweep have nothing to acknowledge.
+    """
+
+    __slots__ = ()
+    durable: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Register(LicenseMessage[dict[str, Any]]):
+    user: str
+    client: ClientInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Borrow(LicenseMessage[dict[str, Any]]):
+    user: str
+    client: ClientInfo
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unregister(LicenseMessage[str]):
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddConsumption(LicenseMessage[dict[str, Any]]):
+    consumptions: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddFeatureConsumption(LicenseMessage[dict[str, Any]]):
+    feature: str
+    consumptions: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRegister(LicenseMessage[dict[str, Any]]):
+    feature: str
+    user: str
+    client: ClientInfo
+    borrow_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRelease(LicenseMessage[str]):
+    feature: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release(LicenseMessage[None]):
+    """An administrator frees ``user``'s seat."""
+
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAll(LicenseMessage[None]):
+    """Free every seat (V1 ``unregister/all``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAllFeatures(LicenseMessage[None]):
+    """Free every feature seat."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep(LicenseMessage[None]):
+    """Free the seats whose time has run out (sent by the sweeper when some may have)."""
+
+    durable: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseObject(LicenseMessage[dict[str, Any]]):
+    """The license object of api.md."""
+
+    durable: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class Registrations(LicenseMessage[list[dict[str, Any]]]):
+    """Every seat of the license, as ``GET /registrations`` shows it."""
+
+    durable: ClassVar[bool] = False
+
+
+class Envelope(NamedTuple):
+    """A message and the ticket its answer goes to."""
+
+    message: LicenseMessage[Any]
     ticket: Ticket
 
 
 class Resync(NamedTuple):
-    """A write of the license (sequence number ``seq``) failed: reload from disk."""
+    """A write of the license (sequence number ``seq``) failed: reload from disk.
+
+    Sent by the storage writer's callback, never by a client.
+    """
 
     seq: int
+
+
+def send(ref: pykka.ActorRef[LicenseActor], message: LicenseMessage[T]) -> Ticket:
+    """Hand ``message`` to the license's actor; its answer arrives on the returned ticket."""
+    ticket = Ticket()
+    try:
+        ref.tell(Envelope(message, ticket))
+    except pykka.ActorDeadError:
+        raise license_removed() from None
+    return ticket
+
+
+def ask(ref: pykka.ActorRef[LicenseActor], message: LicenseMessage[T], timeout: float) -> T:
+    """Send ``message`` and wait up to ``timeout`` seconds for its answer.
+
+    Raises the FloatkeyError that refuses the request, ``overloaded()`` when the actor does
+    not answer in time, or StorageError when the change could not be stored.
+    """
+    answer: T = send(ref, message).result(timeout)
+    return answer
 
 
 class LicenseActor(pykka.ThreadingActor):
@@ -114,80 +216,97 @@ class LicenseActor(pykka.ThreadingActor):
         self._last_seq = 0
         #: Every write up to this one had settled when the license last reloaded.
         self._resynced_through = 0
+        self._handlers: dict[type[LicenseMessage[Any]], Callable[[Any], Any]] = {
+            Register: self._register,
+            Borrow: self._borrow,
+            Unregister: self._unregister,
+            AddConsumption: self._add_consumption,
+            AddFeatureConsumption: self._add_feature_consumption,
+            FeatureRegister: self._feature_register,
+            FeatureRelease: self._feature_release,
+            Release: self._release,
+            ReleaseAll: self._release_all,
+            ReleaseAllFeatures: self._release_all_features,
+            Sweep: self._sweep,
+            LicenseObject: self._license_object,
+            Registrations: self._registrations,
+        }
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Resync):
             if message.seq > self._resynced_through:
                 self.resync()
             return None
-        if not isinstance(message, LicenseRequest):
-            return super().on_receive(message)
+        if not isinstance(message, Envelope):
+            logger.error("license %d got an unknown message %r", self._book.license_id, message)
+            return None
+        request = message.message
         try:
-            answer, seq = getattr(self, message.method)(*message.args)
+            answer = self._handlers[type(request)](request)
+        except FloatkeyError as refusal:
+            # A refusal is an answer, not a failure: pykka would log a raised one.
+            answer = refusal
         except Exception:
-            logger.exception("license %d failed on %s", self._book.license_id, message.method)
+            logger.exception("license %d failed on %s", self._book.license_id, type(request).__name__)
             answer = FloatkeyError("internal_error", "The server failed on this request; it has been logged.")
-            seq = self._last_seq
         message.ticket.answer = answer
-        self._storage.on_durable(seq, message.ticket.release)
+        if request.durable:
+            self._storage.on_durable(self._last_seq, message.ticket.release)
+        else:
+            message.ticket.release(None)
         return None
 
-    # Client actions
+    # Client actions: each persists its changes; on_receive answers once they are durable.
 
-    @_replies
-    def register(self, user: str, client: ClientInfo) -> Reply:
-        answer, changes = self._book.register(user, client, self._clock())
-        return answer, self._persist(changes)
+    def _register(self, m: Register) -> dict[str, Any]:
+        answer, changes = self._book.register(m.user, m.client, self._clock())
+        self._persist(changes)
+        return answer
 
-    @_replies
-    def borrow(self, user: str, client: ClientInfo, until: datetime | None) -> Reply:
-        answer, changes = self._book.borrow(user, client, until, self._clock())
-        return answer, self._persist(changes)
+    def _borrow(self, m: Borrow) -> dict[str, Any]:
+        answer, changes = self._book.borrow(m.user, m.client, m.until, self._clock())
+        self._persist(changes)
+        return answer
 
-    @_replies
-    def unregister(self, user: str) -> Reply:
-        return "user_unregistered", self._persist(self._book.unregister(user, self._clock()))
+    def _unregister(self, m: Unregister) -> str:
+        self._persist(self._book.unregister(m.user, self._clock()))
+        return "user_unregistered"
 
-    @_replies
-    def add_consumption(self, n: int) -> Reply:
-        answer, changes = self._book.add_consumption(n, self._clock())
-        return answer, self._persist(changes)
+    def _add_consumption(self, m: AddConsumption) -> dict[str, Any]:
+        answer, changes = self._book.add_consumption(m.consumptions, self._clock())
+        self._persist(changes)
+        return answer
 
-    @_replies
-    def add_feature_consumption(self, feature: str, n: int) -> Reply:
-        answer, changes = self._book.add_feature_consumption(feature, n, self._clock())
-        return answer, self._persist(changes)
+    def _add_feature_consumption(self, m: AddFeatureConsumption) -> dict[str, Any]:
+        answer, changes = self._book.add_feature_consumption(m.feature, m.consumptions, self._clock())
+        self._persist(changes)
+        return answer
 
-    @_replies
-    def feature_register(
-        self, feature: str, user: str, client: ClientInfo, borrow_until: datetime | None
-    ) -> Reply:
-        answer, changes = self._book.feature_register(feature, user, client, borrow_until, self._clock())
-        return answer, self._persist(changes)
+    def _feature_register(self, m: FeatureRegister) -> dict[str, Any]:
+        answer, changes = self._book.feature_register(
+            m.feature, m.user, m.client, m.borrow_until, self._clock()
+        )
+        self._persist(changes)
+        return answer
 
-    @_replies
-    def feature_release(self, feature: str, user: str) -> Reply:
-        changes = self._book.feature_release(feature, user, self._clock())
-        return "feature_released", self._persist(changes)
+    def _feature_release(self, m: FeatureRelease) -> str:
+        self._persist(self._book.feature_release(m.feature, m.user, self._clock()))
+        return "feature_released"
 
     # Administration
 
-    @_replies
-    def release(self, user: str) -> Reply:
-        changes = self._book.release(user)
-        logger.info("seat of %r on license %d released by an administrator", user, self._book.license_id)
-        return None, self._persist(changes)
+    def _release(self, m: Release) -> None:
+        changes = self._book.release(m.user)
+        logger.info("seat of %r on license %d released by an administrator", m.user, self._book.license_id)
+        self._persist(changes)
 
-    @_replies
-    def release_all(self) -> Reply:
-        return None, self._persist(self._book.release_all())
+    def _release_all(self, m: ReleaseAll) -> None:
+        self._persist(self._book.release_all())
 
-    @_replies
-    def release_all_features(self) -> Reply:
-        return None, self._persist(self._book.release_all_features())
+    def _release_all_features(self, m: ReleaseAllFeatures) -> None:
+        self._persist(self._book.release_all_features())
 
-    def sweep(self) -> None:
-        """Free the seats whose time has run out (told by the sweeper when some may have)."""
+    def _sweep(self, m: Sweep) -> None:
         now = self._clock()
         due = self._book.next_expiry()
         if due is None or now < due:
@@ -222,20 +341,19 @@ class LicenseActor(pykka.ThreadingActor):
 
     # Views
 
-    def license_object(self) -> dict[str, Any]:
+    def _license_object(self, m: LicenseObject) -> dict[str, Any]:
         return self._book.license_object(self._clock())
 
-    def registrations(self) -> list[dict[str, Any]]:
+    def _registrations(self, m: Registrations) -> list[dict[str, Any]]:
         return self._book.registrations(self._clock())
 
-    def _persist(self, changes: Changes) -> int:
+    def _persist(self, changes: Changes) -> None:
         if changes.seats or changes.feature_seats:
             self._due[self._book.license_id] = self._book.next_expiry()
         if changes:
             seq = self._storage.write(license_ops(self._book, changes), self._book.license_id)
             self._storage.on_durable(seq, functools.partial(self._committed, seq))
             self._last_seq = seq
-        return self._last_seq
 
     def _committed(self, seq: int, error: str | None) -> None:
         """Called by the storage writer thread once write ``seq`` is settled."""
@@ -243,78 +361,3 @@ class LicenseActor(pykka.ThreadingActor):
             return
         with contextlib.suppress(pykka.ActorDeadError):  # removed, or the server stops
             self.actor_ref.tell(Resync(seq))
-
-
-def license_ops(book: LicenseBook, changes: Changes) -> list[Op]:
-    """The storage writes that make ``changes`` durable."""
-    ops: list[Op] = []
-    lid = book.license_id
-    for user, seat in changes.seats.items():
-        key = keys.seat_key(lid, user)
-        if seat is None:
-            ops.append(("delete", "seats", key, None))
-        else:
-            ops.append(("put", "seats", key, seat.to_record()))
-    for (code, user), seat in changes.feature_seats.items():
-        key = keys.feature_seat_key(lid, code, user)
-        if seat is None:
-            ops.append(("delete", "feature_seats", key, None))
-        else:
-            ops.append(("put", "feature_seats", key, {"feature": code, **seat.to_record()}))
-    if changes.counters:
-        ops.append(("put", "licenses", keys.license_key(lid), license_record(book)))
-    return ops
-
-
-def license_record(book: LicenseBook) -> dict[str, Any]:
-    return {
-        "policy": policy_to_record(book.policy),
-        "added_at": book.added_at,
-        "consumption": book.consumption.to_record(),
-        "feature_consumption": {c: v.to_record() for c, v in book.feature_consumption.items()},
-    }
-
-
-def load_books(storage: Storage) -> list[LicenseBook]:
-    """Every license with its seats and counters, as stored."""
-    seats: dict[int, dict[str, Seat]] = {}
-    for key, record in storage.items("seats"):
-        seats.setdefault(keys.license_id_of(key), {})[record["user"]] = Seat.from_record(record)
-    feature_seats: dict[int, dict[str, dict[str, Seat]]] = {}
-    for key, record in storage.items("feature_seats"):
-        holders = feature_seats.setdefault(keys.license_id_of(key), {})
-        holders.setdefault(record["feature"], {})[record["user"]] = Seat.from_record(record)
-    books = []
-    for key, record in storage.items("licenses"):
-        lid = keys.license_id_of(key)
-        books.append(_book(lid, record, seats.get(lid, {}), feature_seats.get(lid, {})))
-    return books
-
-
-def load_book(storage: Storage, license_id: int) -> LicenseBook | None:
-    """One license as stored, or None if it is not."""
-    prefix = keys.license_key(license_id)
-    record = storage.get("licenses", prefix)
-    if record is None:
-        return None
-    seats = {r["user"]: Seat.from_record(r) for _, r in storage.items("seats", prefix)}
-    feature_seats: dict[str, dict[str, Seat]] = {}
-    for _, r in storage.items("feature_seats", prefix):
-        feature_seats.setdefault(r["feature"], {})[r["user"]] = Seat.from_record(r)
-    return _book(license_id, record, seats, feature_seats)
-
-
-def _book(
-    license_id: int, record: dict[str, Any], seats: dict[str, Seat], feature_seats: dict[str, dict[str, Seat]]
-) -> LicenseBook:
-    return LicenseBook(
-        license_id=license_id,
-        policy=policy_from_record(record["policy"]),
-        added_at=record["added_at"],
-        seats=seats,
-        feature_seats=feature_seats,
-        consumption=Counter.from_record(record["consumption"]),
-        feature_consumption={
-            code: Counter.from_record(c) for code, c in record["feature_consumption"].items()
-        },
-    )

@@ -11,11 +11,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from floatkey.actors.license import license_ops, load_books
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
+from floatkey.storage.records import license_ops, load_books
 
 TIMEOUT_MINUTES = 1
 CLIENT = ClientInfo(os_hostname="scale-host", ip_local="10.1.0.1", user_info="seeded by bench/scale.py")

@@ -68,6 +68,11 @@ def key_not_accessible(action: str) -> FloatkeyError:
     )
 
 
+def no_license_with_id(license_id: int) -> FloatkeyError:
+    """An administrator named a license id that does not exist."""
+    return FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
+
+
 def overloaded() -> FloatkeyError:
     """A license actor did not answer within ``actorTimeout``."""
     return FloatkeyError("service_unavailable", "The license server is overloaded; try again shortly.")

@@ -31,12 +31,10 @@ import lmdb
 
 from floatkey.errors import StorageError
 from floatkey.storage.codec import pack, unpack
+from floatkey.storage.records import DATABASES, META, MIGRATIONS, SCHEMA_KEY, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-DATABASES = ("meta", "licenses", "seats", "feature_seats", "users")
-_SCHEMA_KEY = b"schema_version"
 
 #: One write operation: ("put", db, key, value), ("delete", db, key, None)
 #: or ("delete_prefix", db, prefix, None).
@@ -94,19 +92,26 @@ class Storage:
         self._writer.start()
 
     def _check_schema(self) -> None:
-        with self._env.begin(write=True, db=self._dbs["meta"]) as txn:
-            raw = txn.get(_SCHEMA_KEY)
+        """Record the schema of a new directory; upgrade an older one in place (records.py)."""
+        with self._env.begin(write=True, db=self._dbs[META]) as txn:
+            raw = txn.get(SCHEMA_KEY)
             if raw is None:
-                txn.put(_SCHEMA_KEY, pack(SCHEMA_VERSION))
+                txn.put(SCHEMA_KEY, pack(SCHEMA_VERSION))
                 return
             version = unpack(raw)
-        if version > SCHEMA_VERSION:
-            self._env.close()
-            self._lock_file.close()
-            raise StorageError(
-                f"{self.path} was written by a newer floatkey (schema {version}; this one "
-                f"reads up to {SCHEMA_VERSION}). Upgrade floatkey or use another data directory."
-            )
+            if version > SCHEMA_VERSION:
+                txn.abort()
+                self._env.close()
+                self._lock_file.close()
+                raise StorageError(
+                    f"{self.path} was written by a newer floatkey (schema {version}; this one "
+                    f"reads up to {SCHEMA_VERSION}). Upgrade floatkey or use another data directory."
+                )
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](txn, self._dbs)
+                version += 1
+                logger.warning("data directory %s upgraded to schema %d", self.path, version)
+            txn.put(SCHEMA_KEY, pack(version))
 
     # Reading
 
@@ -244,7 +249,7 @@ class Storage:
         for item in batch:
             seq, ops, license_id = item
             if ops is None:
-                self._stale.discard(license_id)  # type: ignore[arg-type]
+                self._stale.discard(license_id)
             elif license_id in self._stale:
                 failed[seq] = STALE
             else:
@@ -280,7 +285,7 @@ class Storage:
         elif kind == "delete_prefix":
             cursor = txn.cursor(db=db)
             if cursor.set_range(key):
-                while cursor.key().startswith(key):
+                while bytes(cursor.key()).startswith(key):
                     if not cursor.delete():
                         break
         else:

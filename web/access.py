@@ -18,17 +18,14 @@ import logging
 from typing import Any
 
 import cherrypy
-from cherrypy.process import plugins
 
 from floatkey import inputs
-from floatkey.actors.auth import AuthActor, UserHolder, UserView
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.auth import client_address, tokens
 from floatkey.auth.accounts import Accounts, unauthorized
-from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.passwords import ROLES
-from floatkey.auth.throttle import Throttle
+from floatkey.auth.users import UserView
 from floatkey.errors import FloatkeyError
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from floatkey.web.server import JsonError
@@ -69,53 +66,22 @@ _MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}, "tok
 
 
 class AuthWeb:
-    """Authentication for one server: its routes, its tool and the AuthActor behind them."""
+    """Authentication over HTTP: the login and user routes and the role tool.
 
-    def __init__(self, settings: Settings, hashing: PasswordHashing | None = None) -> None:
+    The users, their actor and the tokens belong to ``Floatkey`` (it builds and stops
+    them); this class only speaks HTTP to ``fk.accounts``.
+    """
+
+    def __init__(self, settings: Settings, fk: Floatkey | None = None) -> None:
         self.settings = settings
+        self.fk = fk
         self._proxies = client_address.networks(settings.auth.trusted_proxies)
-        self.holder = UserHolder()
-        self.hashing = hashing or PasswordHashing()
-        self._accounts: Accounts | None = None
-        self._ref: Any = None
-
-    # Lifecycle (the plugin calls these)
-
-    def start(self, storage: Any) -> None:
-        auth = self.settings.auth
-        signer = tokens.TokenSigner(tokens.load_or_create_secret(self.settings.data_dir), auth.token_lifetime)
-        throttle = Throttle(auth.max_failed_logins, auth.throttle_window)
-        self._ref = AuthActor.start(
-            storage,
-            self.holder,
-            throttle,
-            hashing=self.hashing,
-            initial_admin_password=auth.initial_admin_password,
-        )
-        self._accounts = Accounts(
-            self._ref.proxy(), self.holder, signer, self.hashing, self.settings.actor_timeout
-        )
-        # on_start runs in the actor's thread: wait for it, so the server never listens
-        # before the users are loaded (and a failure to load them fails the start).
-        self._ref.proxy().users().get(timeout=self.settings.actor_timeout)
-        if self.settings.user_authentication and not self.holder.current.users:
-            logger.warning(
-                "authentication mode without any user: nobody can log in; add the first admin "
-                "with `floatkey users add NAME --role admin` (server stopped) or set "
-                "auth.initialAdminPassword"
-            )
-
-    def stop(self) -> None:
-        if self._ref is not None:
-            self._ref.stop()
-            self._ref = None
-        self._accounts = None
 
     @property
     def accounts(self) -> Accounts:
-        if self._accounts is None:
+        if self.fk is None:
             raise FloatkeyError("service_unavailable", "floatkey is not running.")
-        return self._accounts
+        return self.fk.accounts
 
     def _address(self) -> str:
         """The client's address for throttling: behind a trusted proxy, the one it names."""
@@ -359,25 +325,6 @@ def require_role(auth: AuthWeb) -> None:
 
 def forbidden() -> FloatkeyError:
     return FloatkeyError("forbidden", "Your role may not use this route.")
-
-
-class AuthPlugin(plugins.SimplePlugin):
-    """Starts the AuthActor after floatkey's storage is open; stops it before storage closes."""
-
-    def __init__(self, bus: Any, fk: Floatkey, auth: AuthWeb) -> None:
-        super().__init__(bus)
-        self.fk = fk
-        self.auth = auth
-
-    def start(self) -> None:
-        self.auth.start(self.fk.storage)
-
-    start.priority = 45  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        self.auth.stop()
-
-    stop.priority = 55  # type: ignore[attr-defined]
 
 
 def _required_text(fields: dict[str, Any], name: str, max_length: int) -> str:

@@ -11,7 +11,7 @@ import cherrypy
 from floatkey.app import affinity
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
-from floatkey.web.access import AuthPlugin, AuthWeb
+from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
@@ -55,11 +55,10 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
     affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
     fk.start()  # before the engine: a data directory error stops here, with its message
-    auth = AuthWeb(settings)
+    auth = AuthWeb(settings, fk)
     mount(fk, settings, auth.routes(), auth.config())
     cherrypy.config.update(server_config(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
-    AuthPlugin(cherrypy.engine, fk, auth).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()

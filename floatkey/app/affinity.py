@@ -125,7 +125,7 @@ def _threads() -> list[int]:
         return [0]  # the calling thread; threads started later inherit its affinity
 
 
-def format_cpus(cpus: set[int]) -> str:
+def format_cpus(cpus: Set[int]) -> str:
     """``{0, 1, 2, 5}`` -> ``0-2,5``, as in /proc/PID/status."""
     if not cpus:
         return "none"

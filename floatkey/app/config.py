@@ -127,7 +127,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> S
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    settings = _build(Settings, raw, source, prefix="")
+    settings: Settings = _build(Settings, raw, source, prefix="")
     settings = dataclasses.replace(settings, cpu_affinity=affinity.setting_from_text(settings.cpu_affinity))
     if overrides:
         settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -155,7 +155,7 @@ def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if value is None:
             return hint()
         if not isinstance(value, dict):

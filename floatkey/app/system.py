@@ -1,7 +1,9 @@
 """The running floatkey: storage, actors and sweeper, assembled; also the embedding API.
 
-``Floatkey`` is what the HTTP server drives through a CherryPy plugin, and what a host
-process uses directly to check out seats without HTTP. Each client action resolves the
+``Floatkey`` is the one place that builds floatkey's parts (storage, licenses, hardware
+ID, hardware keys, authentication, sweeper) in one order and stops them in the reverse
+order. The HTTP server drives it through a CherryPy plugin; a host process uses it
+directly to check out seats without HTTP. Each client action resolves the
 license, verifies its hardware key when the license needs one, asks the license's actor
 with a timeout, and returns only once the change it made is synced to disk.
 """
@@ -10,27 +12,34 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
 from floatkey import __version__, inputs
-from floatkey.actors.directory import DirectoryActor, IndexHolder, LicenseEntry, unknown_product
-from floatkey.actors.hardware_id import IdentityActor, IdentityHolder
-from floatkey.actors.hardware_key import HardwareKeyActor
-from floatkey.actors.license import LicenseRequest, Ticket
-from floatkey.app.config import Settings
-from floatkey.errors import (
-    FloatkeyError,
-    StorageError,
-    license_removed,
-    overloaded,
+from floatkey.actors import license as lic
+from floatkey.actors.auth import AuthActor, auth_proxy
+from floatkey.actors.directory import (
+    DirectoryActor,
+    DirectoryProxy,
+    IndexHolder,
+    LicenseIndex,
+    directory_proxy,
+    unknown_product,
 )
+from floatkey.actors.hardware_id import IdentityActor, IdentityHolder
+from floatkey.actors.hardware_key import HardwareKeyActor, HardwareKeyProxy, hardware_key_proxy
+from floatkey.app.config import Settings
+from floatkey.app.sweeper import Sweeper
+from floatkey.auth.accounts import Accounts
+from floatkey.auth.hashing import PasswordHashing
+from floatkey.auth.throttle import Throttle
+from floatkey.auth.tokens import TokenSigner, load_or_create_secret
+from floatkey.auth.users import UserHolder
+from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, overloaded
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
@@ -40,6 +49,8 @@ from floatkey.storage import Storage
 from floatkey.timeutil import format_time, utcnow
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Exit status of a server that stops because a hardware key is missing and
 #: ``crashIfNoHardwareKey`` is set (EX_TEMPFAIL: a supervisor should restart or fail over).
@@ -59,72 +70,63 @@ class Floatkey:
         clock: Callable[[], datetime] = utcnow,
         keys: KeyChecker | None = None,
         hardware_keys: bool = True,
+        hashing: PasswordHashing | None = None,
         exit_process: Callable[[int], Any] = os._exit,
     ) -> None:
-        """``keys`` replaces the hardware-key subsystem (which ``hardware_keys`` turns off)."""
+        """``keys`` replaces the hardware-key subsystem (which ``hardware_keys`` turns off);
+        ``hashing`` the password hashing of authentication (tests make it cheap)."""
         self.settings = settings or Settings()
         self._clock = clock
         self._given_keys = keys
         self._start_key_actor = keys is None and hardware_keys and self.settings.hardware_key.enabled
         self._keys: KeyChecker = keys or NoKeys()
+        self._hashing = hashing or PasswordHashing()
         self._exit_process = exit_process
         self._timeout = self.settings.actor_timeout
         self._holder = IndexHolder()
         self.machine_id = machine_hardware_id()
         self._identity = IdentityHolder(self.machine_id)
+        self.users = UserHolder()
         self.storage: Storage | None = None
-        self._directory: Any = None
-        self._refs: list[pykka.ActorRef[Any]] = []
-        self._sweeper: _Sweeper | None = None
+        self._directory: DirectoryProxy | None = None
+        self._key_actor: HardwareKeyProxy | None = None
+        self._accounts: Accounts | None = None
+        #: What start() brought up, in order; stop() takes it down in reverse.
+        self._stops: list[Callable[[], None]] = []
 
-    # Lifecycle
+    # Lifecycle: one start order, the reverse stop order
 
     @property
     def running(self) -> bool:
         return self._directory is not None
 
     def start(self) -> Floatkey:
-        self.storage = Storage(self.settings.data_dir, self.settings.map_size)
-        ref = DirectoryActor.start(self.storage, self._clock, self._holder)
+        """Storage, licenses, hardware ID, hardware keys, authentication, then the sweeper.
+
+        If a part fails to start, the parts already started are stopped and the error
+        propagates: a half-started server never serves.
+        """
         try:
-            ref.proxy().loaded().get(timeout=max(self._timeout, 60))
-        except Exception:
-            ref.stop()
-            self.storage.close()
+            self._start_storage()
+            self._start_licenses()
+            self._start_identity()
+            if self._start_key_actor:
+                self._start_hardware_keys()
+            self._start_authentication()
+            self._start_sweeper()
+        except BaseException:
+            self.stop()
             raise
-        self._directory = ref.proxy()
-        self._refs = [ref]
-        self._refs.append(
-            IdentityActor.start(self.machine_id, self._identity, self._holder.current.key_serials())
-        )
-        if self._start_key_actor:
-            self._keys = self._start_hardware_keys()
-        self._sweeper = _Sweeper(
-            self._holder, self.settings.expiry_sweep_interval, self._clock, self._timeout
-        )
-        self._sweeper.start()
         logger.info("floatkey %s started on %s", __version__, self.settings.data_dir)
         return self
 
-    def _start_hardware_keys(self) -> KeyChecker:
-        settings = self.settings.hardware_key
-        ref = HardwareKeyActor.start(settings, read_pin(settings))
-        self._refs.append(ref)
-        return KeyGate(ref.proxy().live_check, self._timeout)
-
     def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.stop()
-            self._sweeper = None
-        for ref in reversed(self._refs):
-            ref.stop()
-        self._refs = []
-        if self._directory is not None:
-            self._directory = None
-            self._keys = self._given_keys or NoKeys()
-        if self.storage is not None:
-            self.storage.close()
-            self.storage = None
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                stop()
+            except Exception:
+                logger.exception("floatkey: a part failed to stop; stopping the others")
         logger.info("floatkey stopped")
 
     def __enter__(self) -> Floatkey:
@@ -133,13 +135,94 @@ class Floatkey:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _start_storage(self) -> None:
+        storage = Storage(self.settings.data_dir, self.settings.map_size)
+        self.storage = storage
+
+        def close() -> None:
+            self.storage = None
+            storage.close()
+
+        self._stops.append(close)
+
+    def _start_licenses(self) -> None:
+        assert self.storage is not None
+        ref = DirectoryActor.start(self.storage, self._clock, self._holder)
+        self._stops.append(_stopper(ref))
+        directory = directory_proxy(ref)
+        # on_start restores every license in the actor's thread: wait for it, so the server
+        # never listens before its licenses are there (and a failure fails the start).
+        directory.loaded().get(timeout=max(self._timeout, 60))
+        self._directory = directory
+
+        def forget() -> None:
+            self._directory = None
+
+        self._stops.append(forget)
+
+    def _start_identity(self) -> None:
+        ref = IdentityActor.start(self.machine_id, self._identity, self._holder.current.key_serials())
+        self._stops.append(_stopper(ref))
+
+    def _start_hardware_keys(self) -> None:
+        settings = self.settings.hardware_key
+        ref = HardwareKeyActor.start(settings, read_pin(settings))
+        self._key_actor = hardware_key_proxy(ref)
+        self._keys = KeyGate(self._key_actor.live_check, self._timeout)
+
+        def stop() -> None:
+            self._key_actor = None
+            self._keys = self._given_keys or NoKeys()
+            ref.stop()
+
+        self._stops.append(stop)
+
+    def _start_authentication(self) -> None:
+        assert self.storage is not None
+        auth = self.settings.auth
+        signer = TokenSigner(load_or_create_secret(self.settings.data_dir), auth.token_lifetime)
+        ref = AuthActor.start(
+            self.storage,
+            self.users,
+            Throttle(auth.max_failed_logins, auth.throttle_window),
+            hashing=self._hashing,
+            initial_admin_password=auth.initial_admin_password,
+        )
+        self._stops.append(_stopper(ref))
+        accounts = Accounts(auth_proxy(ref), self.users, signer, self._hashing, self._timeout)
+        accounts.users()  # waits for on_start: the users are loaded before anyone logs in
+        self._accounts = accounts
+
+        def forget() -> None:
+            self._accounts = None
+
+        self._stops.append(forget)
+        if self.settings.user_authentication and not self.users.current.users:
+            logger.warning(
+                "authentication mode without any user: nobody can log in; add the first admin "
+                "with `floatkey users add NAME --role admin` (server stopped) or set "
+                "auth.initialAdminPassword"
+            )
+
+    def _start_sweeper(self) -> None:
+        sweeper = Sweeper(self._holder, self.settings.expiry_sweep_interval, self._clock, self._timeout)
+        sweeper.start()
+        self._stops.append(sweeper.stop)
+
+    @property
+    def accounts(self) -> Accounts:
+        """Users, logins and tokens of authentication mode (``service_unavailable`` when stopped)."""
+        if self._accounts is None:
+            raise FloatkeyError("service_unavailable", "floatkey is not running.")
+        return self._accounts
+
     # Client actions (V1)
 
     def register(
         self, product: str, user: str, *, license_id: int | None = None, client: ClientInfo = NO_CLIENT
     ) -> dict[str, Any]:
         """Take or refresh ``user``'s floating seat; answers the register answer of api.md."""
-        return self._act(product, license_id, "registering user", "register", user, client)
+        return self._act(product, license_id, "registering user", lic.Register(user, client))
 
     def borrow(
         self,
@@ -150,15 +233,15 @@ class Floatkey:
         license_id: int | None = None,
         client: ClientInfo = NO_CLIENT,
     ) -> dict[str, Any]:
-        return self._act(product, license_id, "borrowing license", "borrow", user, client, borrowed_until)
+        return self._act(product, license_id, "borrowing license", lic.Borrow(user, client, borrowed_until))
 
     def unregister(self, product: str, user: str, *, license_id: int | None = None) -> str:
-        return self._act(product, license_id, "unregistering user", "unregister", user)
+        return self._act(product, license_id, "unregistering user", lic.Unregister(user))
 
     def add_consumption(
         self, product: str, consumptions: int, *, license_id: int | None = None
     ) -> dict[str, Any]:
-        return self._act(product, license_id, "adding consumption", "add_consumption", consumptions)
+        return self._act(product, license_id, "adding consumption", lic.AddConsumption(consumptions))
 
     def add_feature_consumption(
         self, product: str, feature: str, consumptions: int, *, license_id: int | None = None
@@ -167,9 +250,7 @@ class Floatkey:
             product,
             license_id,
             "adding feature consumption",
-            "add_feature_consumption",
-            feature,
-            consumptions,
+            lic.AddFeatureConsumption(feature, consumptions),
         )
 
     def feature_register(
@@ -186,22 +267,18 @@ class Floatkey:
             product,
             license_id,
             "registering feature",
-            "feature_register",
-            feature,
-            user,
-            client,
-            borrow_until,
+            lic.FeatureRegister(feature, user, client, borrow_until),
         )
 
     def feature_release(self, product: str, feature: str, user: str, *, license_id: int | None = None) -> str:
-        return self._act(product, license_id, "releasing feature", "feature_release", feature, user)
+        return self._act(product, license_id, "releasing feature", lic.FeatureRelease(feature, user))
 
     def unregister_all(self) -> None:
         """Free every seat of every license (the V1 ``unregister/all``)."""
-        self._each_license(lambda p: p.release_all())
+        self._each_license(lic.ReleaseAll())
 
     def feature_release_all(self) -> None:
-        self._each_license(lambda p: p.release_all_features())
+        self._each_license(lic.ReleaseAllFeatures())
 
     # Administration
 
@@ -217,8 +294,7 @@ class Floatkey:
         if policy.is_hardware_key_auth:
             serial = self._checked_key(key_serial, "adding license")
             policy = replace(policy, hardware_key_serial=serial)
-        answer, seq = self._ask(self._directory.add(policy))
-        self._wait(seq)
+        answer: dict[str, Any] = self._get(self._running_directory().add(policy))
         return answer
 
     def remove_license(self, product: str | None = None, license_id: int | None = None) -> None:
@@ -226,27 +302,27 @@ class Floatkey:
             license_id = self._index().resolve(product, license_id).license_id
         if license_id is None:
             raise FloatkeyError("missing_parameters", "Name the license: product or license_id.")
-        self._wait(self._ask(self._directory.remove(license_id)))
+        self._get(self._running_directory().remove(license_id))
 
     def licenses(self, product: str | None = None) -> list[dict[str, Any]]:
         entries = list(self._index().entries(product))
         if product is not None and not entries:
             raise unknown_product(product)
-        futures = [e.proxy.license_object() for e in entries]
-        return [self._ask(f) for f in futures]
+        tickets = [lic.send(e.ref, lic.LicenseObject()) for e in entries]
+        return [t.result(self._timeout) for t in tickets]
 
     def registrations(self, license_id: int | None = None) -> list[dict[str, Any]]:
         entries = [e for e in self._index().entries() if license_id in (None, e.license_id)]
         if license_id is not None and not entries:
-            raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
-        futures = [e.proxy.registrations() for e in entries]
-        return [seat for f in futures for seat in self._ask(f)]
+            raise no_license_with_id(license_id)
+        tickets = [lic.send(e.ref, lic.Registrations()) for e in entries]
+        return [seat for t in tickets for seat in t.result(self._timeout)]
 
     def force_release(self, license_id: int, user: str) -> None:
         entry = self._index().by_id.get(license_id)
         if entry is None:
-            raise FloatkeyError("license_not_found", f"There is no license with id {license_id}.")
-        self._reply(self._ask(entry.proxy.release(user)))
+            raise no_license_with_id(license_id)
+        lic.ask(entry.ref, lic.Release(user), self._timeout)
 
     def health(self) -> dict[str, Any]:
         """``status`` stays "ok" for V1 clients; ``storage`` says whether changes can be stored."""
@@ -267,10 +343,9 @@ class Floatkey:
 
     def hardware_key_status(self) -> dict[str, Any]:
         """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""
-        status = {"pcsc": "unavailable", "keys": []}
-        key_actor = self._key_actor()
-        if key_actor is not None:
-            status = self._ask(key_actor.proxy().status())
+        status: dict[str, Any] = {"pcsc": "unavailable", "keys": []}
+        if self._key_actor is not None:
+            status = self._get(self._key_actor.status())
             for key in status["keys"]:
                 key["since"] = format_time(key["since"])
         return {"hardware_id": self.hardware_id, **status}
@@ -280,43 +355,29 @@ class Floatkey:
         """The key serial standing for this server, or the machine's own ID (hardware-key.md)."""
         return self._identity.current
 
-    def _key_actor(self) -> pykka.ActorRef[Any] | None:
-        for ref in self._refs:
-            if issubclass(ref.actor_class, HardwareKeyActor):
-                return ref
-        return None
-
     # Plumbing
 
-    def _index(self) -> Any:
+    def _index(self) -> LicenseIndex:
         if self._directory is None:
             raise FloatkeyError("service_unavailable", "floatkey is not running.")
         return self._holder.current
 
-    def _act(self, product: str, license_id: int | None, action: str, method: str, *args: Any) -> Any:
+    def _running_directory(self) -> DirectoryProxy:
+        if self._directory is None:
+            raise FloatkeyError("service_unavailable", "floatkey is not running.")
+        return self._directory
+
+    def _act(self, product: str, license_id: int | None, action: str, message: lic.LicenseMessage[T]) -> T:
         """A client action: resolve the license, verify its key, and let its actor answer."""
-        entry: LicenseEntry = self._index().resolve(product, license_id)
+        entry = self._index().resolve(product, license_id)
         if entry.requires_key:
             self._checked_key(entry.key_serial, action)
-        ticket = Ticket()
-        try:
-            entry.ref.tell(LicenseRequest(method, args, ticket))
-        except pykka.ActorDeadError:
-            raise license_removed() from None
-        return ticket.result(self._timeout)
+        return lic.ask(entry.ref, message, self._timeout)
 
-    def _reply(self, reply: tuple[Any, int]) -> Any:
-        """Wait until what the answer rests on is durable (a refusal too), then answer."""
-        answer, seq = reply
-        self._wait(seq)
-        if isinstance(answer, FloatkeyError):
-            raise answer
-        return answer
-
-    def _each_license(self, call: Callable) -> None:
-        futures = [call(e.proxy) for e in self._index().entries()]
-        for future in futures:
-            self._reply(self._ask(future))
+    def _each_license(self, message: lic.LicenseMessage[None]) -> None:
+        tickets = [lic.send(e.ref, message) for e in self._index().entries()]
+        for ticket in tickets:
+            ticket.result(self._timeout)
 
     def _checked_key(self, serial: str | None, action: str) -> str:
         try:
@@ -340,96 +401,16 @@ class Floatkey:
         logging.shutdown()
         self._exit_process(EXIT_NO_HARDWARE_KEY)
 
-    def _ask(self, future: Any) -> Any:
+    def _get(self, future: pykka.Future[T]) -> T:
+        """The result of an actor's future, or the error a client understands."""
         try:
             return future.get(timeout=self._timeout)
         except pykka.Timeout:
             raise overloaded() from None
-        except pykka.ActorDeadError:
-            raise license_removed() from None
-
-    def _wait(self, seq: int) -> None:
-        assert self.storage is not None
-        self.storage.wait(seq, self._timeout)
 
 
-#: Licenses swept at once (see _Sweeper).
-SWEEP_GROUP = 4
-#: Share of the time a long sweep may take: between groups it rests three times as long
-#: as the last group took.
-SWEEP_SHARE = 0.25
+def _stopper(ref: pykka.ActorRef[Any]) -> Callable[[], None]:
+    def stop() -> None:
+        ref.stop()
 
-
-class _Sweeper:
-    """Every ``interval`` seconds, has the license actors with a seat due free it.
-
-    Licenses are swept ``SWEEP_GROUP`` at a time, each group finished before the next
-    starts, and a long sweep rests between groups so that it takes at most ``SWEEP_SHARE``
-    of the time. All at once, a wave of timeouts over 1,000 licenses woke 1,000 actor
-    threads together and queued 100,000 deletions in front of every client's write; a
-    client's request waited behind all of it (p99 at half load 59 -> 148 ms through the
-    wave). Now few actors run at once, and the wave's second of work is spread over a few
-    (docs/benchmarks.md). A rest never exceeds the sweep interval, and a sweep of one
-    group (up to four licenses with seats due at once, the usual case) never rests.
-    """
-
-    def __init__(
-        self, holder: IndexHolder, interval: float, clock: Callable[[], datetime], timeout: float
-    ) -> None:
-        self._holder = holder
-        self._interval = interval
-        self._clock = clock
-        self._timeout = timeout
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seat-sweeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                self.sweep_due()
-            except Exception:
-                logger.exception("a sweep failed; the next one runs in %g s", self._interval)
-
-    def sweep_due(self) -> int:
-        """Sweep every license with a seat due now; returns how many were swept."""
-        now = self._clock()
-        entries = self._holder.current.by_id
-        due = [
-            entries[license_id]
-            for license_id, at in list(self._holder.due.items())
-            if at is not None and now >= at and license_id in entries
-        ]
-        began = 0.0  # when the current group was told; read from the second group on
-        for start in range(0, len(due), SWEEP_GROUP):
-            if start:
-                rest = min((time.monotonic() - began) * (1 / SWEEP_SHARE - 1), self._interval)
-                if self._stopped.wait(rest):
-                    break
-            began = time.monotonic()
-            group = []
-            for entry in due[start : start + SWEEP_GROUP]:
-                try:
-                    group.append((entry.license_id, entry.proxy.sweep()))
-                except pykka.ActorDeadError:
-                    logger.debug("license %d removed during a sweep", entry.license_id)
-            for license_id, swept in group:
-                if self._stopped.is_set():
-                    break
-                try:
-                    swept.get(timeout=self._timeout)
-                except pykka.ActorDeadError:
-                    logger.debug("license %d removed during a sweep", license_id)
-                except pykka.Timeout:
-                    logger.warning(
-                        "license %d did not finish its sweep within %g s", license_id, self._timeout
-                    )
-                except Exception:
-                    logger.exception("license %d failed to sweep its seats", license_id)
-        return len(due)
+    return stop

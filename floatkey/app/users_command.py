@@ -15,15 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from floatkey.actors.auth import AuthActor, UserHolder
 from floatkey.app import config
 from floatkey.auth import tokens
 from floatkey.auth.accounts import Accounts
-from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.passwords import ROLES
-from floatkey.auth.throttle import Throttle
 from floatkey.errors import ConfigError, FloatkeyError, StorageError
-from floatkey.storage import Storage
 
 _WHILE_RUNNING = {
     "add": "POST /api/v4/users",
@@ -124,7 +120,7 @@ def read_password(args: argparse.Namespace) -> str:
             "this machine (ps, shell history); prefer the prompt or --password-stdin",
             file=sys.stderr,
         )
-        return args.password
+        return str(args.password)
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
@@ -139,23 +135,9 @@ def read_password(args: argparse.Namespace) -> str:
 
 @contextmanager
 def accounts(settings: config.Settings) -> Iterator[Accounts]:
-    """The users of ``settings.data_dir`` through an AuthActor, like the server's."""
-    storage = Storage(settings.data_dir, settings.map_size)
-    holder = UserHolder()
-    hashing = PasswordHashing()
-    ref = None
-    try:
-        ref = AuthActor.start(
-            storage,
-            holder,
-            Throttle(settings.auth.max_failed_logins, settings.auth.throttle_window),
-            hashing=hashing,
-            initial_admin_password=None,
-        )
-        acc = Accounts(ref.proxy(), holder, None, hashing, settings.actor_timeout)
-        acc.users()
-        yield acc
-    finally:
-        if ref is not None:
-            ref.stop()
-        storage.close()
+    """The users of ``settings.data_dir``, through the same Floatkey the server builds
+    (without the hardware keys: the command leaves the readers alone)."""
+    from floatkey.app.system import Floatkey
+
+    with Floatkey(settings, hardware_keys=False) as fk:
+        yield fk.accounts

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
-from floatkey.actors.auth import UserHolder, UserView
+from floatkey.actors.auth import AuthProxy
 from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.passwords import check_password, check_role, check_username
 from floatkey.auth.tokens import InvalidToken, TokenSigner
+from floatkey.auth.users import UserHolder, UserView
 from floatkey.errors import FloatkeyError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 UNAUTHORIZED_MESSAGE = "Unauthorized: Please log in"
 
@@ -45,7 +48,7 @@ def throttled(retry_after: int) -> FloatkeyError:
 class Accounts:
     def __init__(
         self,
-        actor: Any,
+        actor: AuthProxy,
         holder: UserHolder,
         signer: TokenSigner | None,
         hashing: PasswordHashing,
@@ -129,7 +132,7 @@ class Accounts:
     def users(self) -> list[dict[str, Any]]:
         return self._ask(self._actor.users())
 
-    def _ask(self, future: Any) -> Any:
+    def _ask(self, future: pykka.Future[T]) -> T:
         try:
             return future.get(timeout=self._timeout)
         except pykka.Timeout:

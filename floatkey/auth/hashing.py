@@ -34,7 +34,7 @@ class PasswordHashing:
         target = stored if stored is not None else self._dummy_hash()
         with self._slots:
             try:
-                matched = self._hasher.verify(target, password)
+                matched: bool = self._hasher.verify(target, password)
             except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
                 matched = False
         return matched and stored is not None

@@ -16,6 +16,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Hashable, Iterable
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
 class Throttle:
@@ -38,7 +41,7 @@ class Throttle:
                 wait = max(wait, times[0] + self.window - now)
         return max(1, math.ceil(wait)) if wait > 0 else None
 
-    def fail(self, keys: Iterable[Hashable], now: float) -> list[Hashable]:
+    def fail(self, keys: Iterable[K], now: float) -> list[K]:
         """Record a failed attempt on each key; answers the keys this failure throttled."""
         throttled = []
         for key in keys:

@@ -13,7 +13,7 @@ import os
 # Before libpcsclite is loaded: transmits in a transaction held by another process fail at once.
 os.environ.setdefault("PCSCLITE_NO_BLOCKING", "1")
 
-from smartcard import scard
+from smartcard import scard as scard
 
 from floatkey.errors import FloatkeyError
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from floatkey.errors import FloatkeyError
 from floatkey.rules.policy import ConsumptionPolicy
@@ -21,15 +20,6 @@ class Counter:
     total: int = 0
     #: Start of the reset period ``total`` was counted in (None when the counter never resets).
     period_start: datetime | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        return {"total": self.total, "period_start": self.period_start}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any] | None) -> Counter:
-        if record is None:
-            return cls()
-        return cls(record["total"], record["period_start"])
 
 
 def period_start(period: str, now: datetime) -> datetime:

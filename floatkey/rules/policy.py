@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -212,18 +212,3 @@ def _new_license_key() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     groups = ("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
     return "-".join(groups)
-
-
-def policy_to_record(policy: Policy) -> dict[str, Any]:
-    """Plain data for storage (datetimes stay datetimes; msgpack keeps them)."""
-    return asdict(policy)
-
-
-def policy_from_record(record: dict[str, Any]) -> Policy:
-    fields = dict(record)
-    fields["consumption"] = ConsumptionPolicy(**fields["consumption"])
-    fields["features"] = tuple(
-        FeaturePolicy(**{**f, "consumption": ConsumptionPolicy(**f["consumption"])})
-        for f in fields["features"]
-    )
-    return Policy(**fields)

@@ -39,29 +39,6 @@ class Seat:
     def is_live(self, now: datetime) -> bool:
         return now < self.expires_at
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "user": self.user,
-            "os_hostname": self.client.os_hostname,
-            "ip_local": self.client.ip_local,
-            "user_info": self.client.user_info,
-            "registered_at": self.registered_at,
-            "refreshed_at": self.refreshed_at,
-            "expires_at": self.expires_at,
-            "borrowed_until": self.borrowed_until,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Seat:
-        return cls(
-            user=record["user"],
-            client=ClientInfo(record["os_hostname"], record["ip_local"], record["user_info"]),
-            registered_at=record["registered_at"],
-            refreshed_at=record["refreshed_at"],
-            expires_at=record["expires_at"],
-            borrowed_until=record["borrowed_until"],
-        )
-
     def to_answer(self) -> dict[str, Any]:
         """The seat as clients and administrators see it."""
         return {

@@ -9,11 +9,12 @@ from typing import Any
 import argon2
 import pytest
 
-from floatkey.actors.auth import AuthActor, UserHolder
+from floatkey.actors.auth import AuthActor, auth_proxy
 from floatkey.auth.accounts import Accounts
 from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.throttle import Throttle
 from floatkey.auth.tokens import TokenSigner
+from floatkey.auth.users import UserHolder
 from floatkey.errors import FloatkeyError
 from floatkey.storage import Storage
 
@@ -56,7 +57,7 @@ class System:
             monotonic=self.clock,
         )
         signer = TokenSigner(b"k" * 32, 3600)
-        self.accounts = Accounts(self.ref.proxy(), self.holder, signer, self.hashing, timeout=10)
+        self.accounts = Accounts(auth_proxy(self.ref), self.holder, signer, self.hashing, timeout=10)
         self.accounts.users()
 
     def stop(self) -> None:

@@ -1,15 +1,18 @@
 """LicenseActor with real storage: answers arrive through a ticket once durable."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 
-from floatkey.actors.license import LicenseActor, LicenseRequest, Resync, Ticket, license_record
+from floatkey.actors import license as lic
+from floatkey.actors.license import LicenseActor, LicenseMessage, Register, Resync
 from floatkey.errors import FloatkeyError, StorageError
 from floatkey.rules.license import LicenseBook
 from floatkey.rules.policy import policy_from_fields
 from floatkey.rules.seats import ClientInfo
-from floatkey.storage import Storage, keys
+from floatkey.storage import Storage
+from floatkey.storage.records import license_key, license_record, seat_key
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -31,37 +34,40 @@ def actor(storage):
     ref.stop()
 
 
-def ask(ref, method, *args):
-    ticket = Ticket()
-    ref.tell(LicenseRequest(method, args, ticket))
-    return ticket.result(10)
+def ask(ref, message):
+    return lic.ask(ref, message, 10)
+
+
+@dataclass(frozen=True)
+class Bogus(LicenseMessage[None]):
+    """A message the actor has no handler for: stands for a bug in a handler."""
 
 
 def test_an_answer_arrives_only_once_its_seat_is_on_disk(actor, storage):
-    answer = ask(actor, "register", "alice", ClientInfo())
+    answer = ask(actor, Register("alice", ClientInfo()))
     assert answer["floating_slots_in_use"] == 1
-    assert storage.get("seats", keys.seat_key(3, "alice"))["user"] == "alice"
+    assert storage.get("seats", seat_key(3, "alice"))["user"] == "alice"
 
 
 def test_a_refusal_is_raised_to_the_caller(actor):
-    ask(actor, "register", "alice", ClientInfo())
+    ask(actor, Register("alice", ClientInfo()))
     with pytest.raises(FloatkeyError) as err:
-        ask(actor, "register", "bob", ClientInfo())
+        ask(actor, Register("bob", ClientInfo()))
     assert err.value.code == "floating_not_available"
 
 
 def test_a_bug_answers_internal_error_and_the_actor_lives_on(actor):
     with pytest.raises(FloatkeyError) as err:
-        ask(actor, "no_such_action")
+        ask(actor, Bogus())
     assert err.value.code == "internal_error"
     assert actor.is_alive()
-    assert ask(actor, "register", "alice", ClientInfo())["floating_slots_in_use"] == 1
+    assert ask(actor, Register("alice", ClientInfo()))["floating_slots_in_use"] == 1
 
 
 def test_a_failed_write_is_not_acknowledged(actor, storage):
     with pytest.raises(StorageError):
-        ask(actor, "register", "x" * 10, ClientInfo(user_info="y" * (2 << 20)))
-    assert storage.get("seats", keys.seat_key(3, "x" * 10)) is None
+        ask(actor, Register("x" * 10, ClientInfo(user_info="y" * (2 << 20))))
+    assert storage.get("seats", seat_key(3, "x" * 10)) is None
 
 
 @pytest.fixture
@@ -70,29 +76,28 @@ def stored_actor(storage):
     book = LicenseBook(
         license_id=4, policy=policy_from_fields({"product": "cad", "floating_users": 2}), added_at=NOW
     )
-    storage.write_now([("put", "licenses", keys.license_key(4), license_record(book))])
+    storage.write_now([("put", "licenses", license_key(4), license_record(book))])
     ref = LicenseActor.start(book, storage, lambda: NOW, {})
     yield ref
     ref.stop()
 
 
 def users(ref):
-    return [seat["user"] for seat in ref.proxy().registrations().get(timeout=10)]
+    return [seat["user"] for seat in ask(ref, lic.Registrations())]
 
 
 def test_after_a_failed_write_the_license_holds_what_is_stored(stored_actor, storage):
-    ask(stored_actor, "register", "alice", ClientInfo())
+    ask(stored_actor, Register("alice", ClientInfo()))
     with pytest.raises(StorageError):
-        ask(stored_actor, "register", "huge", ClientInfo(user_info="y" * (2 << 20)))
+        ask(stored_actor, Register("huge", ClientInfo(user_info="y" * (2 << 20))))
     # The writer told the actor to reload before it released the failed answer.
     assert users(stored_actor) == ["alice"]
-    assert ask(stored_actor, "register", "bob", ClientInfo())["floating_slots_in_use"] == 2
-    assert storage.get("seats", keys.seat_key(4, "bob"))["user"] == "bob"
+    assert ask(stored_actor, Register("bob", ClientInfo()))["floating_slots_in_use"] == 2
+    assert storage.get("seats", seat_key(4, "bob"))["user"] == "bob"
 
 
 def test_a_reload_waits_for_the_license_own_last_write(stored_actor):
-    ticket = Ticket()
-    stored_actor.tell(LicenseRequest("register", ("alice", ClientInfo()), ticket))
+    ticket = lic.send(stored_actor, Register("alice", ClientInfo()))
     stored_actor.tell(Resync(10**9))  # read right after the write was queued, not yet committed
     ticket.result(10)
     assert users(stored_actor) == ["alice"]

@@ -3,6 +3,7 @@
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pykka
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from floatkey import Floatkey, FloatkeyError, Settings
 from floatkey.actors.directory import IndexHolder, LicenseEntry, LicenseIndex
 from floatkey.actors.hardware_key import HardwareKeyActor
-from floatkey.app import system
-from floatkey.app.system import EXIT_NO_HARDWARE_KEY, SWEEP_GROUP, _Sweeper
+from floatkey.actors.license import Envelope, Sweep
+from floatkey.app import sweeper as sweeping
+from floatkey.app.sweeper import SWEEP_GROUP, Sweeper
+from floatkey.app.system import EXIT_NO_HARDWARE_KEY
 from floatkey.errors import key_not_accessible
 from tests.support.server import wait_until
 
@@ -237,12 +240,15 @@ class SweepProbe(pykka.ThreadingActor):
         super().__init__()
         self.swept, self.license_id, self.fail, self.hold = swept, license_id, fail, hold
 
-    def sweep(self) -> None:
+    def on_receive(self, message: Any) -> None:
+        assert isinstance(message, Envelope) and isinstance(message.message, Sweep)
         if self.hold is not None:
             self.hold.wait()
-        if self.fail:
-            raise RuntimeError("a bug in one license")
-        self.swept.append(self.license_id)
+        if self.fail:  # what a LicenseActor answers when a bug raises in a handler
+            message.ticket.answer = FloatkeyError("internal_error", "a bug in one license")
+        else:
+            self.swept.append(self.license_id)
+        message.ticket.release(None)
 
 
 def probe_board(probes: dict[int, pykka.ActorRef]) -> IndexHolder:
@@ -266,7 +272,7 @@ def test_one_license_failing_its_sweep_does_not_stop_the_others(caplog):
     count = SWEEP_GROUP + 2
     refs = {lid: SweepProbe.start(swept, lid, fail=(lid == 1)) for lid in range(count)}
     try:
-        sweeper = _Sweeper(probe_board(refs), 3600, Clock(), timeout=10)
+        sweeper = Sweeper(probe_board(refs), 3600, Clock(), timeout=10)
         assert sweeper.sweep_due() == count
         assert sorted(swept) == [lid for lid in range(count) if lid != 1]
         assert "license 1 failed to sweep its seats" in caplog.text
@@ -278,12 +284,12 @@ def test_one_license_failing_its_sweep_does_not_stop_the_others(caplog):
 def test_stop_cuts_a_long_sweep_short(monkeypatch):
     # Resting a billion times as long as a group took, capped at the hour-long interval:
     # after the first group only the stop can end the rest.
-    monkeypatch.setattr(system, "SWEEP_SHARE", 1e-9)
+    monkeypatch.setattr(sweeping, "SWEEP_SHARE", 1e-9)
     swept: list[int] = []
     release = threading.Event()
     refs = {lid: SweepProbe.start(swept, lid, hold=release) for lid in range(2 * SWEEP_GROUP)}
     try:
-        sweeper = _Sweeper(probe_board(refs), 3600, Clock(), timeout=10)
+        sweeper = Sweeper(probe_board(refs), 3600, Clock(), timeout=10)
         done = threading.Thread(target=sweeper.sweep_due, daemon=True)
         done.start()
         release.set()  # the first group finishes; the sweeper starts its rest
