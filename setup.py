@@ -1,10 +1,14 @@
+import re
 from pathlib import Path
 
 from setuptools import setup
 
+# The version lives in one place, floatkey/__init__.py; read it without importing floatkey.
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path("floatkey/__init__.py").read_text(), re.M).group(1)
+
 setup(
     name="floatkey",
-    version="0.1.0",
+    version=VERSION,
     description="Floating license server with hardware-key binding, speaking LicenseSpring's V1 protocol",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -34,7 +38,8 @@ setup(
         "pyjwt>=2.8,<3",
         "lmdb>=1.4,<4",
         "msgpack>=1.0.4,<2",
-        # Answers are JSON on every request: orjson encodes them several times faster.
+        # The license object inside a register answer (license_json) is encoded on every
+        # register: orjson does it several times faster than the json module.
         "orjson>=3.9,<4",
         # The configuration file is YAML; safe_load only.
         "PyYAML>=6.0,<7",
@@ -51,6 +56,9 @@ setup(
             "pytest>=8,<9.1",
             "pytest-timeout>=2.2,<3",
             "ruff>=0.5",
+            # The type checker of scripts/typecheck, with the stubs of untyped dependencies.
+            "mypy>=1.10,<3",
+            "types-PyYAML",
             "schemathesis>=4.0,<5",
             "requests>=2.31,<3",
         ],

@@ -291,12 +291,7 @@ class Storage:
         else:
             raise ValueError(f"unknown storage operation {kind!r}")
 
-    # Maintenance
-
-    def backup(self, destination: Path) -> None:
-        """Copy a consistent snapshot of the environment to ``destination`` (a new folder)."""
-        _make_private_dir(Path(destination))
-        self._env.copy(str(destination), compact=True)
+    # Shutting down
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the environment."""
