@@ -1,7 +1,7 @@
-"""IdentityActor: follows key and license events and keeps the server's hardware ID.
+"""HardwareIdActor: follows key and license events and keeps the server's hardware ID.
 
 It learns which keys are valid from the hardware-key actor's broadcasts and which keys
-licenses are bound to from the directory's, applies ``rules.identity`` and logs every
+licenses are bound to from the directory's, applies ``floatkey.hardware.hardware_id`` and logs every
 change. Start it before the hardware-key actor so it hears every key that is found.
 """
 
@@ -18,15 +18,15 @@ from floatkey.hardware.listener import HardwareKeyListener
 logger = logging.getLogger(__name__)
 
 
-class IdentityHolder:
+class HardwareIdHolder:
     """Where the identity actor publishes the current hardware ID for request threads."""
 
     def __init__(self, machine_id: str) -> None:
         self.current = machine_id
 
 
-class IdentityActor(pykka.ThreadingActor, HardwareKeyListener, DirectoryListener):
-    def __init__(self, machine_id: str, holder: IdentityHolder, bound_keys: list[str]) -> None:
+class HardwareIdActor(pykka.ThreadingActor, HardwareKeyListener, DirectoryListener):
+    def __init__(self, machine_id: str, holder: HardwareIdHolder, bound_keys: list[str]) -> None:
         super().__init__()
         self._machine_id = machine_id
         self._holder = holder

@@ -1,4 +1,4 @@
-"""Authentication mode on CherryPy: the role tool, the login and user routes, the plugin.
+"""Authentication mode on CherryPy: the role tool, the login and the user routes.
 
 The ``floatkey_auth`` tool runs at ``before_handler`` priority 20, after ``floatkey_route``
 has matched the route, and enforces the route's ``role`` from the one route table:

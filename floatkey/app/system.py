@@ -30,7 +30,7 @@ from floatkey.actors.directory import (
     directory_proxy,
     unknown_product,
 )
-from floatkey.actors.hardware_id import IdentityActor, IdentityHolder
+from floatkey.actors.hardware_id import HardwareIdActor, HardwareIdHolder
 from floatkey.actors.hardware_key import HardwareKeyActor, HardwareKeyProxy, hardware_key_proxy
 from floatkey.app.config import Settings
 from floatkey.app.sweeper import Sweeper
@@ -85,7 +85,7 @@ class Floatkey:
         self._timeout = self.settings.actor_timeout
         self._holder = IndexHolder()
         self.machine_id = machine_hardware_id()
-        self._identity = IdentityHolder(self.machine_id)
+        self._identity = HardwareIdHolder(self.machine_id)
         self.users = UserHolder()
         self.storage: Storage | None = None
         self._directory: DirectoryProxy | None = None
@@ -161,7 +161,7 @@ class Floatkey:
         self._stops.append(forget)
 
     def _start_identity(self) -> None:
-        ref = IdentityActor.start(self.machine_id, self._identity, self._holder.current.key_serials())
+        ref = HardwareIdActor.start(self.machine_id, self._identity, self._holder.current.key_serials())
         self._stops.append(_stopper(ref))
 
     def _start_hardware_keys(self) -> None:
