@@ -82,12 +82,16 @@ class LicenseMessage(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Register(LicenseMessage[dict[str, Any]]):
+    """Take ``user``'s floating seat, or refresh the one they hold."""
+
     user: str
     client: ClientInfo
 
 
 @dataclass(frozen=True, slots=True)
 class Borrow(LicenseMessage[dict[str, Any]]):
+    """Hold ``user``'s seat without check-ins until ``until`` (None: as long as allowed)."""
+
     user: str
     client: ClientInfo
     until: datetime | None
@@ -95,22 +99,30 @@ class Borrow(LicenseMessage[dict[str, Any]]):
 
 @dataclass(frozen=True, slots=True)
 class Unregister(LicenseMessage[str]):
+    """Free ``user``'s seat (the client's own release)."""
+
     user: str
 
 
 @dataclass(frozen=True, slots=True)
 class AddConsumption(LicenseMessage[dict[str, Any]]):
+    """Meter ``consumptions`` uses of the license."""
+
     consumptions: int
 
 
 @dataclass(frozen=True, slots=True)
 class AddFeatureConsumption(LicenseMessage[dict[str, Any]]):
+    """Meter ``consumptions`` uses of a consumption feature."""
+
     feature: str
     consumptions: int
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureRegister(LicenseMessage[dict[str, Any]]):
+    """Take ``user``'s seat of a floating feature, borrowed until ``borrow_until`` if given."""
+
     feature: str
     user: str
     client: ClientInfo
@@ -119,6 +131,8 @@ class FeatureRegister(LicenseMessage[dict[str, Any]]):
 
 @dataclass(frozen=True, slots=True)
 class FeatureRelease(LicenseMessage[str]):
+    """Free ``user``'s seat of a floating feature."""
+
     feature: str
     user: str
 
