@@ -52,7 +52,14 @@ class Load:
     pause_ms: int = 0
 
 
-def run_wrk(url: str, load: Load, product: str, license_id: int | None = None, tag: str = "") -> LoadResult:
+def run_wrk(
+    url: str,
+    load: Load,
+    product: str,
+    license_id: int | None = None,
+    tag: str = "",
+    token: str | None = None,
+) -> LoadResult:
     """Drive ``url`` with the register mix for ``load.seconds``; ``tag`` keeps users of runs apart."""
     args = [
         "wrk",
@@ -73,6 +80,7 @@ def run_wrk(url: str, load: Load, product: str, license_id: int | None = None, t
         str(load.span),
         str(load.pause_ms),
         tag,
+        token or "",
     ]
     started = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -33,10 +33,12 @@ def add_bench_license(url: str, product: str = PRODUCT) -> int:
     return int(answer["id"])
 
 
-def measured(server: Process, url: str, load: Load, product: str, tag: str) -> tuple[LoadResult, float]:
+def measured(
+    server: Process, url: str, load: Load, product: str, tag: str, token: str | None = None
+) -> tuple[LoadResult, float]:
     """One load run and the server's CPU use during it, in cores."""
     cpu = server.cpu_seconds()
-    result = run_wrk(url, load, product, tag=tag)
+    result = run_wrk(url, load, product, tag=tag, token=token)
     return result, (server.cpu_seconds() - cpu) / result.seconds
 
 

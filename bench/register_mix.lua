@@ -3,7 +3,7 @@
 -- rounds of `span` users, so a user's next request is sent `span` requests after its
 -- previous one, long after that one was answered as long as span exceeds the
 -- connections of a thread: the three steps of one user never race.
--- Arguments: product license_id(or "") span pause_ms tag
+-- Arguments: product license_id(or "") span pause_ms tag [bearer token]
 
 local threads = {}
 local counter = 1
@@ -24,6 +24,8 @@ function init(args)
   errors = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  local token = args[6] or ""
+  if token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
   local id_part = ""
   if license_id ~= "" then id_part = ',"license_id":' .. license_id end
   prefix = '{"product":"' .. product .. '"' .. id_part .. ',"user":"' .. tag .. 't' .. id .. '-'

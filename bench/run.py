@@ -9,7 +9,9 @@ ceiling, alternating in one run), ``scale`` (many live registrations across many
 resident memory, restart time, and the register load through a full timeout wave), and
 ``keybound`` (the same mix on a license bound to a virtual key through the benchmark's own
 pcscd and vpcd, against a plain license of the same server, alternating in one run; left
-out with a note when pcscd or pyscard is missing or another pcscd runs).
+out with a note when pcscd or pyscard is missing or another pcscd runs). ``affinity``, run
+only by name, compares cpuAffinity auto and all with logins in the mix and with a busy
+neighbour on the chosen CPU (bench/affinity.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import machine
+from bench.affinity import affinity_scenario
 from bench.keybound import keybound_scenario
 from bench.load import Load
 from bench.processes import ServerSettings
@@ -31,7 +34,9 @@ from bench.report import Report
 from bench.scale_run import scale_scenario
 from floatkey.app import affinity
 
-SCENARIOS = ("register", "scale", "keybound")
+SCENARIOS = ("register", "scale", "keybound", "affinity")
+#: What a run measures unless told: the bars. ``affinity`` decides a default, run it by name.
+DEFAULT_SCENARIOS = ("register", "scale", "keybound")
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="short runs and 10,000 registrations")
     p.add_argument(
         "--only",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated scenarios (default: all of {', '.join(SCENARIOS)})",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated scenarios of {', '.join(SCENARIOS)} (default: {', '.join(DEFAULT_SCENARIOS)})",
     )
     p.add_argument("--seconds", type=float, help="seconds of each measured load")
     p.add_argument("--rounds", type=int, help="alternating ceiling/floatkey rounds of the register mix")
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             scale_scenario(
                 report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license, plan.server
             )
+        if "affinity" in chosen:
+            affinity_scenario(report, workdir / "affinity", plan.load, plan.rounds, plan.warmup, plan.server)
         if "keybound" in chosen:
             keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup, plan.server)
     report.summary()
