@@ -165,3 +165,19 @@ def test_release_keeps_the_expiry_bound_safe():
     assert b.next_expiry() is None or b.next_expiry() <= T0 + timedelta(minutes=1)
     ended, changes = b.expire(T0 + timedelta(minutes=2))
     assert ended == [] and not changes and b.next_expiry() is None
+
+
+def test_embedding_times_are_checked_like_client_times():
+    """The embedding API hands datetimes straight to the rules: a naive or out-of-range one
+    is the caller's mistake (validation_error), not a server failure."""
+    b = book(features=[{"code": "render", "is_floating": True}])
+    b.register("alice", PC, T0)
+    naive = datetime(2026, 3, 2, 20, 0)
+    for call in (
+        lambda: b.borrow("alice", PC, naive, T0),
+        lambda: b.feature_register("render", "alice", PC, naive, T0),
+    ):
+        with pytest.raises(FloatkeyError) as err:
+            call()
+        assert err.value.code == "validation_error"
+    assert b.seats["alice"].borrowed_until is None and b.feature_seats == {}
