@@ -368,6 +368,28 @@ def test_dates_past_year_9999_in_utc_are_client_errors_that_change_nothing(srv, 
     assert error(srv.get("/api/v4/license", params={"product": product + "-x"})) == "unknown_product"
 
 
+def test_a_feature_borrow_holds_the_license_seat_it_rests_on(srv, product):
+    """The license seat of a user who borrows a feature lives as long as that borrow: when it
+    timed out it took the borrowed feature seat with it (the slow, real-time check of the
+    same is tests/fault/test_feature_borrow.py)."""
+    lic = srv.add_license(
+        product=product,
+        floating_timeout=1,
+        max_borrow_time=24,
+        features=[{"code": "f", "is_floating": True, "floating_users": 1}],
+    )
+    assert post(srv, "register", {"product": product, "user": "u"}).status_code == 200
+    fields = {"product": product, "user": "u", "feature": "f", "borrow_until": None}
+    borrowed = post(srv, "featureRegister", {**fields, "borrow_until": "2099-01-01"})
+    assert error(borrowed) == "borrow_until_not_valid"
+    taken = post(srv, "featureRegister", {**fields, "borrow_until": _in_hours(2)})
+    assert taken.status_code == 200, taken.text
+    until = taken.json()["borrowed_until"]
+    [seat] = srv.get(f"/api/v4/registrations?license_id={lic['id']}").json()["registrations"]
+    assert seat["borrowed_until"] == seat["expires_at"] == until
+    assert seat["features"][0]["borrowed_until"] == until
+
+
 def _in_hours(hours):
     return (datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0).isoformat()
 
