@@ -295,9 +295,10 @@ class LicenseBook:
     def register_answer(self, seat: Seat, now: datetime) -> dict[str, Any]:
         """What register and borrow answer: the SDKs merge the top level into their model."""
         license_object = self.license_object(now)
+        # The seat's borrow, in license_json too: the SDK reads both and they must agree.
+        license_object["is_borrowed"] = seat.borrowed_until is not None
+        license_object["borrowed_until"] = format_time(seat.borrowed_until)
         answer = dict(license_object)
-        answer["is_borrowed"] = seat.borrowed_until is not None
-        answer["borrowed_until"] = format_time(seat.borrowed_until)
         answer["floating_slots_in_use"] = license_object["floating_in_use_devices"]
         answer["license_json"] = orjson.dumps(license_object).decode()
         answer["registration"] = seat.to_answer()

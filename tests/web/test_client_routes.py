@@ -408,3 +408,12 @@ def test_a_borrow_ends_with_the_license_and_start_date_must_come_before_its_end(
     assert error(refused) == "validation_error" and "start_date" in refused.json()["message"]
     assert error(srv.get("/api/v4/addProduct", params=backwards)) == "validation_error"
     assert error(srv.get("/api/v4/license", params={"product": product + "-b"})) == "unknown_product"
+
+
+def test_license_json_agrees_with_the_answer_it_is_in(srv, product):
+    srv.add_license(product=product, max_borrow_time=24)
+    for path in ("borrow", "register"):  # a register after a borrow still holds the borrow
+        answer = post(srv, path, {"product": product, "user": "u", "borrowed_until": None}).json()
+        inner = json.loads(answer["license_json"])
+        assert inner["is_borrowed"] is True and inner["borrowed_until"] is not None
+        assert {key: answer[key] for key in inner} == inner, path

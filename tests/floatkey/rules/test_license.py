@@ -212,6 +212,21 @@ def test_a_feature_borrow_ends_when_the_feature_or_the_license_does():
     assert answer["borrowed_until"] == "2026-03-03T00:00:00Z"
 
 
+def test_borrow_answer_and_its_license_json_agree():
+    b = book()
+    answer, _ = b.borrow("alice", PC, T0 + timedelta(hours=24), T0)
+    inner = json.loads(answer["license_json"])
+    assert inner["is_borrowed"] is True and answer["is_borrowed"] is True
+    assert inner["borrowed_until"] == answer["borrowed_until"] == "2026-03-03T12:00:00Z"
+    for key, value in inner.items():
+        assert answer[key] == value, key
+    # A later register keeps the borrow, and says so in both places.
+    answer, _ = b.register("alice", PC, T0 + timedelta(minutes=1))
+    inner = json.loads(answer["license_json"])
+    assert inner["is_borrowed"] is answer["is_borrowed"] is True
+    assert {k: answer[k] for k in inner} == inner
+
+
 def test_embedding_times_are_checked_like_client_times():
     """The embedding API hands datetimes straight to the rules: a naive or out-of-range one
     is the caller's mistake (validation_error), not a server failure."""
