@@ -9,6 +9,7 @@ from floatkey.errors import FloatkeyError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ZERO = datetime(1, 1, 1)
 
 
 def utcnow() -> datetime:
@@ -42,9 +43,38 @@ def parse_time(value: object, field: str) -> datetime | None:
         raise _bad(field, value) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if parsed.year <= 1:
-        return None
-    return parsed.astimezone(UTC)
+    if parsed.replace(tzinfo=None) == _ZERO:
+        return None  # the zero time, whatever offset the client's language gave it
+    return _to_utc(parsed, field)
+
+
+def as_utc(value: object, field: str) -> datetime | None:
+    """A time handed over by embedding code (or a client string), in UTC; None stays None.
+
+    A naive datetime is refused rather than guessed at: ``datetime.now()`` is local time.
+    """
+    if value is None or isinstance(value, str):
+        return parse_time(value, field)
+    if not isinstance(value, datetime):
+        raise _bad(field, value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise FloatkeyError(
+            "validation_error",
+            f"{field} must be a timezone-aware datetime such as datetime.now(UTC), not the naive {value!r}",
+        )
+    return _to_utc(value, field)
+
+
+def _to_utc(value: datetime, field: str) -> datetime:
+    """``value`` in UTC; a time that falls outside years 1 to 9999 once in UTC is refused."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise FloatkeyError(
+            "validation_error",
+            f"{field} is out of range: {value.isoformat()} falls outside years 1 to 9999 "
+            "once converted to UTC; send a time no later than 9999-12-31T23:59:59Z",
+        ) from None
 
 
 def _bad(field: str, value: object) -> FloatkeyError:

@@ -9,7 +9,7 @@ changed nothing.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -110,10 +110,12 @@ class LicenseBook:
         feature = self._feature(code, now)
         if not feature.is_floating:
             raise FloatkeyError("feature_not_floating", f"The feature {code!r} is not floating.")
-        self._held_seat(user, now)
+        held = self._held_seat(user, now)
         deadline = None
         if borrow_until is not None:
-            deadline = seats.borrow_deadline(self.policy, borrow_until, now)
+            deadline = seats.borrow_deadline(
+                self.policy, borrow_until, now, ends=feature.expiry_date, field="borrow_until"
+            )
         holders = self.feature_seats.get(code, {})
         seat = seats.take_seat(
             holders,
@@ -127,6 +129,11 @@ class LicenseBook:
         )
         self.feature_seats.setdefault(code, {})[user] = seat
         self._note_expiry(seat)
+        changes = Changes(feature_seats={(code, user): seat})
+        if deadline is not None and held.expires_at < deadline:
+            # A feature seat rests on the license seat: freeing that at its timeout would
+            # take the borrowed feature seat with it, so the license seat is borrowed as long.
+            changes.seats[user] = self._borrowed(held, deadline)
         answer = {
             "product": self.policy.product,
             "feature": code,
@@ -137,7 +144,7 @@ class LicenseBook:
             "registered_at": format_time(seat.registered_at),
             "borrowed_until": format_time(seat.borrowed_until),
         }
-        return answer, Changes(feature_seats={(code, user): seat})
+        return answer, changes
 
     def feature_release(self, code: str, user: str, now: datetime) -> Changes:
         seats.check_usable(self.policy, now)
@@ -288,9 +295,10 @@ class LicenseBook:
     def register_answer(self, seat: Seat, now: datetime) -> dict[str, Any]:
         """What register and borrow answer: the SDKs merge the top level into their model."""
         license_object = self.license_object(now)
+        # The seat's borrow, in license_json too: the SDK reads both and they must agree.
+        license_object["is_borrowed"] = seat.borrowed_until is not None
+        license_object["borrowed_until"] = format_time(seat.borrowed_until)
         answer = dict(license_object)
-        answer["is_borrowed"] = seat.borrowed_until is not None
-        answer["borrowed_until"] = format_time(seat.borrowed_until)
         answer["floating_slots_in_use"] = license_object["floating_in_use_devices"]
         answer["license_json"] = orjson.dumps(license_object).decode()
         answer["registration"] = seat.to_answer()
@@ -330,6 +338,13 @@ class LicenseBook:
         )
         self.seats[user] = seat
         self._note_expiry(seat)
+        return seat
+
+    def _borrowed(self, held: Seat, until: datetime) -> Seat:
+        """``held`` borrowed until ``until``, a time later than it would have ended."""
+        timeout = self.policy.floating_timeout
+        seat = replace(held, borrowed_until=until, expires_at=seats.expiry(held.refreshed_at, timeout, until))
+        self.seats[held.user] = seat
         return seat
 
     def _held_seat(self, user: str, now: datetime) -> Seat:

@@ -11,13 +11,13 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from floatkey import inputs
 from floatkey.errors import FloatkeyError
-from floatkey.timeutil import parse_time
+from floatkey.timeutil import as_utc, format_time, parse_time
 
 LICENSE_TYPES = ("perpetual", "time-limited", "subscription", "consumption")
 FEATURE_TYPES = ("activation", "consumption")
@@ -106,7 +106,7 @@ def policy_from_fields(fields: Mapping[str, Any]) -> Policy:
     codes = [f.code for f in features]
     if len(set(codes)) != len(codes):
         raise inputs.invalid("features", "a list of features with distinct codes", codes)
-    return Policy(
+    policy = Policy(
         product=product,
         product_name=inputs.text(fields, "product_name", default=product) or product,
         license_key=key,
@@ -124,6 +124,29 @@ def policy_from_fields(fields: Mapping[str, Any]) -> Policy:
         customer=_mapping(fields, "customer"),
         is_hardware_key_auth=_bool(fields, "isHWKeyReq", False, aliases=("is_hardware_key_auth",)),
     )
+    return checked_dates(policy)
+
+
+def checked_dates(policy: Policy) -> Policy:
+    """``policy`` with its dates in UTC, or a ``validation_error`` naming the wrong one.
+
+    A Policy built by embedding code reaches the rules without ``policy_from_fields``:
+    naive or out-of-range datetimes are refused here, and so is a license that would end
+    before it starts (``start_date`` not before ``validity_period``).
+    """
+    start = as_utc(policy.start_date, "start_date")
+    end = as_utc(policy.validity_period, "validity_period")
+    if start is not None and end is not None and start >= end:
+        raise FloatkeyError(
+            "validation_error",
+            f"start_date ({format_time(start)}) must come before validity_period "
+            f"({format_time(end)}), the day the license ends.",
+        )
+    features = tuple(
+        replace(f, expiry_date=as_utc(f.expiry_date, f"features[{i}].expiry_date"))
+        for i, f in enumerate(policy.features)
+    )
+    return replace(policy, start_date=start, validity_period=end, features=features)
 
 
 def _features(raw: Any) -> tuple[FeaturePolicy, ...]:

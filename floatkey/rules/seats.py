@@ -15,7 +15,7 @@ from typing import Any
 
 from floatkey.errors import FloatkeyError
 from floatkey.rules.policy import Policy
-from floatkey.timeutil import format_time
+from floatkey.timeutil import as_utc, format_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,19 +132,35 @@ def take_seat(
     )
 
 
-def borrow_deadline(policy: Policy, requested: datetime | None, now: datetime) -> datetime:
-    """When a borrow asked for at ``now`` ends; None asks for the longest allowed."""
+def borrow_deadline(
+    policy: Policy,
+    requested: datetime | None,
+    now: datetime,
+    *,
+    ends: datetime | None = None,
+    field: str = "borrowed_until",
+) -> datetime:
+    """When a borrow asked for at ``now`` ends; None asks for the longest allowed.
+
+    A borrow never outlasts the license (``validity_period``) nor ``ends`` (a feature's
+    ``expiry_date``): it is cut short to that time. The SDKs refuse an expired license,
+    borrowed or not, so a later end would promise what no client can use; the answer's
+    ``borrowed_until`` tells the client the end it got.
+    """
     if policy.max_borrow_time <= 0:
         raise FloatkeyError(
             "license_borrow_not_allowed", f"The license of {policy.product} does not allow borrowing."
         )
+    requested = as_utc(requested, field)
     latest = now + timedelta(hours=policy.max_borrow_time)
-    if requested is None:
-        return latest
-    if requested <= now or requested > latest:
+    if requested is not None and (requested <= now or requested > latest):
         raise FloatkeyError(
             "borrow_until_not_valid",
-            f"borrowed_until must be after now and at most {policy.max_borrow_time} hours "
+            f"{field} must be after now and at most {policy.max_borrow_time} hours "
             f"from now (until {format_time(latest)}).",
         )
-    return requested
+    deadline = latest if requested is None else requested
+    for end in (policy.validity_period, ends):
+        if end is not None and end < deadline:
+            deadline = end
+    return deadline

@@ -3,6 +3,7 @@
 import itertools
 import json
 import socket
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -337,3 +338,82 @@ def test_keep_alive_connection_survives_errors(srv, product):
                 ).status_code
                 == 200
             )
+
+
+PAST_9999_IN_UTC = "9999-12-31T23:59:59-05:00"
+
+
+def test_dates_past_year_9999_in_utc_are_client_errors_that_change_nothing(srv, product):
+    lic = srv.add_license(
+        product=product, floating_users=1, max_borrow_time=24, features=[{"code": "f", "is_floating": True}]
+    )
+    refused = post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": PAST_9999_IN_UTC})
+    assert error(refused) == "validation_error" and "borrowed_until" in refused.json()["message"]
+    assert srv.get(f"/api/v4/registrations?license_id={lic['id']}").json()["registrations"] == []
+    assert post(srv, "register", {"product": product, "user": "u"}).status_code == 200
+    for name in ("borrow_until", "borrowed_until"):
+        fields = {"product": product, "user": "u", "feature": "f", name: PAST_9999_IN_UTC}
+        refused = post(srv, "featureRegister", fields)
+        assert error(refused) == "validation_error" and name in refused.json()["message"]
+    seats = srv.get(f"/api/v4/registrations?license_id={lic['id']}").json()["registrations"]
+    assert [s["features"] for s in seats] == [[]]
+    for name in ("validity_period", "start_date"):
+        refused = srv.post("/api/v4/licenses", {"product": product + "-x", name: PAST_9999_IN_UTC})
+        assert error(refused) == "validation_error" and name in refused.json()["message"]
+        refused = srv.get("/api/v4/addProduct", params={"product": product + "-x", name: PAST_9999_IN_UTC})
+        assert error(refused) == "validation_error" and name in refused.json()["message"]
+    feature = {"code": "g", "expiry_date": PAST_9999_IN_UTC}
+    refused = srv.post("/api/v4/licenses", {"product": product + "-x", "features": [feature]})
+    assert error(refused) == "validation_error" and "expiry_date" in refused.json()["message"]
+    assert error(srv.get("/api/v4/license", params={"product": product + "-x"})) == "unknown_product"
+
+
+def test_a_feature_borrow_holds_the_license_seat_it_rests_on(srv, product):
+    """The license seat of a user who borrows a feature lives as long as that borrow: when it
+    timed out it took the borrowed feature seat with it (the slow, real-time check of the
+    same is tests/fault/test_feature_borrow.py)."""
+    lic = srv.add_license(
+        product=product,
+        floating_timeout=1,
+        max_borrow_time=24,
+        features=[{"code": "f", "is_floating": True, "floating_users": 1}],
+    )
+    assert post(srv, "register", {"product": product, "user": "u"}).status_code == 200
+    fields = {"product": product, "user": "u", "feature": "f", "borrow_until": None}
+    borrowed = post(srv, "featureRegister", {**fields, "borrow_until": "2099-01-01"})
+    assert error(borrowed) == "borrow_until_not_valid"
+    taken = post(srv, "featureRegister", {**fields, "borrow_until": _in_hours(2)})
+    assert taken.status_code == 200, taken.text
+    until = taken.json()["borrowed_until"]
+    [seat] = srv.get(f"/api/v4/registrations?license_id={lic['id']}").json()["registrations"]
+    assert seat["borrowed_until"] == seat["expires_at"] == until
+    assert seat["features"][0]["borrowed_until"] == until
+
+
+def _in_hours(hours):
+    return (datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0).isoformat()
+
+
+def test_a_borrow_ends_with_the_license_and_start_date_must_come_before_its_end(srv, product):
+    ends = _in_hours(2)
+    srv.add_license(product=product, license_type="time-limited", validity_period=ends, max_borrow_time=24)
+    longest = post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": None})
+    assert longest.status_code == 200, longest.text
+    expected = ends.replace("+00:00", "Z")
+    assert longest.json()["borrowed_until"] == longest.json()["validity_period"] == expected
+    asked = post(srv, "borrow", {"product": product, "user": "u", "borrowed_until": _in_hours(20)})
+    assert asked.status_code == 200 and asked.json()["borrowed_until"] == expected
+    backwards = {"product": product + "-b", "start_date": "2031-01-01", "validity_period": "2030-01-01"}
+    refused = srv.post("/api/v4/licenses", backwards)
+    assert error(refused) == "validation_error" and "start_date" in refused.json()["message"]
+    assert error(srv.get("/api/v4/addProduct", params=backwards)) == "validation_error"
+    assert error(srv.get("/api/v4/license", params={"product": product + "-b"})) == "unknown_product"
+
+
+def test_license_json_agrees_with_the_answer_it_is_in(srv, product):
+    srv.add_license(product=product, max_borrow_time=24)
+    for path in ("borrow", "register"):  # a register after a borrow still holds the borrow
+        answer = post(srv, path, {"product": product, "user": "u", "borrowed_until": None}).json()
+        inner = json.loads(answer["license_json"])
+        assert inner["is_borrowed"] is True and inner["borrowed_until"] is not None
+        assert {key: answer[key] for key in inner} == inner, path

@@ -2,7 +2,7 @@
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pykka
@@ -16,6 +16,7 @@ from floatkey.app import sweeper as sweeping
 from floatkey.app.sweeper import SWEEP_GROUP, Sweeper
 from floatkey.app.system import EXIT_NO_HARDWARE_KEY
 from floatkey.errors import key_not_accessible
+from floatkey.rules.policy import policy_from_fields
 from tests.support.server import wait_until
 
 
@@ -301,3 +302,28 @@ def test_stop_cuts_a_long_sweep_short(monkeypatch):
     finally:
         for ref in refs.values():
             ref.stop()
+
+
+def test_embedding_dates_are_checked_like_client_dates(fk, clock):
+    """Out-of-range, naive or out-of-order datetimes from embedding code are the caller's
+    mistake (validation_error) and change nothing, never a server failure."""
+    fk.add_license(
+        {"product": "emb", "max_borrow_time": 24, "features": [{"code": "f", "is_floating": True}]}
+    )
+    minus_five = timezone(timedelta(hours=-5))
+    for until in (datetime(9999, 12, 31, 23, tzinfo=minus_five), datetime(2026, 3, 2, 13, 0)):
+        assert code_of(fk.borrow, "emb", "u", borrowed_until=until) == "validation_error"
+        assert fk.registrations() == []
+    fk.register("emb", "u")
+    assert (
+        code_of(fk.feature_register, "emb", "f", "u", borrow_until=datetime(2026, 3, 2, 13))
+        == "validation_error"
+    )
+    assert fk.registrations()[0]["features"] == []
+    policy = policy_from_fields({"product": "emb2"})
+    for dates in (
+        {"validity_period": datetime(2027, 1, 1)},
+        {"start_date": clock.now + timedelta(days=2), "validity_period": clock.now + timedelta(days=1)},
+    ):
+        assert code_of(fk.add_policy, replace(policy, **dates)) == "validation_error"
+    assert code_of(fk.licenses, "emb2") == "unknown_product"

@@ -165,3 +165,79 @@ def test_release_keeps_the_expiry_bound_safe():
     assert b.next_expiry() is None or b.next_expiry() <= T0 + timedelta(minutes=1)
     ended, changes = b.expire(T0 + timedelta(minutes=2))
     assert ended == [] and not changes and b.next_expiry() is None
+
+
+def test_a_borrowed_feature_seat_outlives_the_license_seat_timeout():
+    """A feature borrow holds its seat until its time; the license seat it rests on too."""
+    b = book(floating_timeout=1, features=[{"code": "render", "is_floating": True, "floating_users": 1}])
+    b.register("alice", PC, T0)
+    b.register("bob", PC, T0)
+    until = T0 + timedelta(hours=8)
+    answer, changes = b.feature_register("render", "alice", PC, until, T0)
+    assert answer["borrowed_until"] == "2026-03-02T20:00:00Z"
+    assert set(changes.seats) == {"alice"}  # the license seat's longer life is stored too
+    ended, _ = b.expire(T0 + timedelta(minutes=5))
+    assert ended == ["bob"]
+    b.register("bob", PC, T0 + timedelta(minutes=5))
+    with pytest.raises(FloatkeyError) as err:
+        b.feature_register("render", "bob", PC, None, T0 + timedelta(minutes=5))
+    assert err.value.code == "floating_not_available"
+    assert b.registrations(T0 + timedelta(hours=7))[0]["features"][0]["feature"] == "render"
+    ended, _ = b.expire(until)
+    assert "alice" in ended
+    b.register("bob", PC, until)
+    b.feature_register("render", "bob", PC, None, until)
+
+
+def test_a_feature_borrow_never_shortens_a_longer_license_borrow():
+    b = book(features=[{"code": "render", "is_floating": True}])
+    b.borrow("alice", PC, T0 + timedelta(hours=24), T0)
+    _, changes = b.feature_register("render", "alice", PC, T0 + timedelta(hours=2), T0)
+    assert b.seats["alice"].borrowed_until == T0 + timedelta(hours=24)
+    assert changes.seats == {}
+
+
+def test_a_feature_borrow_ends_when_the_feature_or_the_license_does():
+    b = book(
+        validity_period="2026-03-03T00:00:00Z",
+        features=[
+            {"code": "render", "is_floating": True, "expiry_date": "2026-03-02T18:00:00Z"},
+            {"code": "export", "is_floating": True},
+        ],
+    )
+    b.register("alice", PC, T0)
+    answer, _ = b.feature_register("render", "alice", PC, T0 + timedelta(hours=20), T0)
+    assert answer["borrowed_until"] == "2026-03-02T18:00:00Z"
+    answer, _ = b.feature_register("export", "alice", PC, T0 + timedelta(hours=20), T0)
+    assert answer["borrowed_until"] == "2026-03-03T00:00:00Z"
+
+
+def test_borrow_answer_and_its_license_json_agree():
+    b = book()
+    answer, _ = b.borrow("alice", PC, T0 + timedelta(hours=24), T0)
+    inner = json.loads(answer["license_json"])
+    assert inner["is_borrowed"] is True and answer["is_borrowed"] is True
+    assert inner["borrowed_until"] == answer["borrowed_until"] == "2026-03-03T12:00:00Z"
+    for key, value in inner.items():
+        assert answer[key] == value, key
+    # A later register keeps the borrow, and says so in both places.
+    answer, _ = b.register("alice", PC, T0 + timedelta(minutes=1))
+    inner = json.loads(answer["license_json"])
+    assert inner["is_borrowed"] is answer["is_borrowed"] is True
+    assert {k: answer[k] for k in inner} == inner
+
+
+def test_embedding_times_are_checked_like_client_times():
+    """The embedding API hands datetimes straight to the rules: a naive or out-of-range one
+    is the caller's mistake (validation_error), not a server failure."""
+    b = book(features=[{"code": "render", "is_floating": True}])
+    b.register("alice", PC, T0)
+    naive = datetime(2026, 3, 2, 20, 0)
+    for call in (
+        lambda: b.borrow("alice", PC, naive, T0),
+        lambda: b.feature_register("render", "alice", PC, naive, T0),
+    ):
+        with pytest.raises(FloatkeyError) as err:
+            call()
+        assert err.value.code == "validation_error"
+    assert b.seats["alice"].borrowed_until is None and b.feature_seats == {}

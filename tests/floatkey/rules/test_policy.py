@@ -83,3 +83,30 @@ def test_features_and_record_round_trip():
 def test_features_may_come_as_a_json_string_from_a_query():
     p = policy_from_fields({"product": "cad", "features": '[{"code": "x"}]'})
     assert p.features[0].code == "x"
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"validity_period": "9999-12-31T23:59:59-05:00"}, "validity_period"),
+        ({"start_date": "9999-12-31T23:59:59-05:00"}, "start_date"),
+        (
+            {"features": [{"code": "a", "expiry_date": "9999-12-31T23:59:59-05:00"}]},
+            "features[0].expiry_date",
+        ),
+        ({"start_date": "2027-01-02", "validity_period": "2027-01-01"}, "start_date"),
+        ({"start_date": "2027-01-01", "validity_period": "2027-01-01"}, "start_date"),
+    ],
+)
+def test_dates_out_of_range_or_out_of_order_are_refused_naming_the_field(fields, named):
+    with pytest.raises(FloatkeyError) as err:
+        policy_from_fields({"product": "p", **fields})
+    assert err.value.code == "validation_error"
+    assert named in err.value.message
+
+
+def test_start_date_before_validity_period_is_fine():
+    p = policy_from_fields(
+        {"product": "p", "start_date": "2027-01-01", "validity_period": "2027-01-01T00:00:01Z"}
+    )
+    assert p.start_date < p.validity_period

@@ -112,3 +112,16 @@ def test_license_usable_checks():
     with pytest.raises(FloatkeyError) as err:
         seats.check_usable(ends, T0)
     assert err.value.code == "license_expired"
+
+
+def test_a_borrow_ends_when_the_license_does():
+    """The SDKs refuse a license past its validity_period, borrowed or not: a borrow past
+    it would promise what no client can use, so it ends with the license."""
+    ends = T0 + timedelta(hours=10)
+    p = policy(max_borrow_time=24, validity_period=ends.isoformat())
+    assert seats.borrow_deadline(p, None, T0) == ends
+    assert seats.borrow_deadline(p, T0 + timedelta(hours=20), T0) == ends
+    assert seats.borrow_deadline(p, T0 + timedelta(hours=5), T0) == T0 + timedelta(hours=5)
+    with pytest.raises(FloatkeyError) as err:
+        seats.borrow_deadline(p, T0 + timedelta(hours=25), T0)
+    assert err.value.code == "borrow_until_not_valid"
