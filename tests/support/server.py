@@ -22,10 +22,14 @@ _LISTENING = re.compile(r"floatkey listening on (https?)://([^:]+):(\d+)")
 class ServerProcess:
     """``python -m floatkey serve`` on a free port of 127.0.0.1 with its own data directory."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *args: str, env: dict[str, str] | None = None, module: str = "floatkey"
+    ) -> None:
         """Without ``--config`` in ``args`` the server leaves smart card readers alone, so
-        it cannot take a virtual key away from a test that needs one."""
+        it cannot take a virtual key away from a test that needs one. ``module`` is what
+        ``python -m`` runs (tests.support.failing_server adds a route that fails)."""
         self.data_dir = data_dir
+        self.module = module
         self.args = list(args)
         if "--config" not in self.args:
             config = data_dir.parent / f"{data_dir.name}-no-keys.yaml"
@@ -45,7 +49,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "floatkey",
+            self.module,
             "serve",
             "--host",
             "127.0.0.1",
