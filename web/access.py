@@ -241,6 +241,7 @@ class AuthWeb:
                 },
                 _MESSAGE,
                 tags=tags,
+                changes_state=True,
             ),
             Route(
                 "POST",

@@ -19,6 +19,15 @@ import requests
 _LISTENING = re.compile(r"floatkey listening on (https?)://([^:]+):(\d+)")
 
 
+def sdk_session() -> requests.Session:
+    """A session that sends what the LicenseSpring SDKs send on every request, GET included:
+    ``Content-Type: application/json`` (without it a state-changing GET such as
+    ``/api/v4/unregister/all`` is refused as a web page's; web/guards.py)."""
+    session = requests.Session()
+    session.headers["Content-Type"] = "application/json"
+    return session
+
+
 class ServerProcess:
     """``python -m floatkey serve`` on a free port of 127.0.0.1 with its own data directory."""
 
@@ -41,7 +50,7 @@ class ServerProcess:
         self.url = ""
         self.lines: list[str] = []
         self._listening = threading.Event()
-        self.session = requests.Session()
+        self.session = sdk_session()
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self._listening.clear()
@@ -136,7 +145,7 @@ class ServerProcess:
                 self.proc.wait(5)
         self._read_to_the_end()
         self.session.close()
-        self.session = requests.Session()
+        self.session = sdk_session()
         return self.proc.returncode
 
 
