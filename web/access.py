@@ -329,7 +329,8 @@ class AuthWeb:
     def _caller(self) -> UserView | None:
         """Who is calling: the user the tool checked, or in open mode the sender of a Bearer token.
 
-        None in open mode without a token: an operator with every right, as every route is open.
+        None in open mode without a token: an operator with every right (the user routes,
+        where that would let anyone make an admin, are refused in open mode).
         """
         request = cherrypy.serving.request
         user = getattr(request, "floatkey_user", None)
