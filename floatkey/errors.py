@@ -28,6 +28,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "host_not_allowed": 421,
     "too_many_requests": 429,
     "internal_error": 500,
     "service_unavailable": 503,

@@ -3,8 +3,9 @@
 The ``floatkey_auth`` tool runs at ``before_handler`` priority 20, after ``floatkey_route``
 has matched the route, and enforces the route's ``role`` from the one route table:
 PUBLIC needs nothing, USER a valid token of a user or an admin, ADMIN an admin's token.
-It is switched on only in authentication mode; in open mode every route is open, and the
-routes below that need to know the caller read a Bearer token if one is sent.
+It is switched on only in authentication mode; in open mode every route is open but the
+user-management routes, which answer 403 there (``floatkey users`` manages users), and the
+secret rotation reads a Bearer token if one is sent.
 
 A user whose password must be changed (the initial admin) may only call the password
 routes until they have changed it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import cherrypy
@@ -128,7 +130,7 @@ class AuthWeb:
             Route(
                 "GET",
                 f"{V4}/users",
-                self.list_users,
+                self._users_route(self.list_users),
                 ADMIN,
                 "The users and their roles",
                 None,
@@ -138,7 +140,7 @@ class AuthWeb:
             Route(
                 "POST",
                 f"{V4}/users",
-                self.add_user,
+                self._users_route(self.add_user),
                 ADMIN,
                 "Add a user",
                 {
@@ -153,7 +155,7 @@ class AuthWeb:
             Route(
                 "DELETE",
                 f"{V4}/users/{{username}}",
-                self.remove_user,
+                self._users_route(self.remove_user),
                 ADMIN,
                 "Remove a user (their tokens stop working)",
                 {"type": "object", "properties": {"username": {"type": "string"}}},
@@ -163,7 +165,7 @@ class AuthWeb:
             Route(
                 "POST",
                 USER_PASSWORD,
-                self.change_password,
+                self._users_route(self.change_password),
                 USER,
                 "Change a password: your own (with old_password), or anyone's as an admin",
                 {
@@ -181,7 +183,7 @@ class AuthWeb:
             Route(
                 "POST",
                 f"{V4}/users/{{username}}/role",
-                self.change_role,
+                self._users_route(self.change_role),
                 ADMIN,
                 "Change a user's role (their tokens stop working)",
                 {
@@ -195,7 +197,7 @@ class AuthWeb:
             Route(
                 "GET",
                 SET_PASSWORD,
-                self.set_password_v1,
+                self._users_route(self.set_password_v1),
                 USER,
                 "Change your own password (V1 shape)",
                 {
@@ -205,6 +207,7 @@ class AuthWeb:
                 },
                 _MESSAGE,
                 tags=tags,
+                changes_state=True,
             ),
             Route(
                 "POST",
@@ -217,6 +220,16 @@ class AuthWeb:
                 tags=tags,
             ),
         ]
+
+    def _users_route(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """``handler``, refused in open mode: there every caller would count as an admin."""
+
+        def in_authentication_mode(*args: Any) -> Any:
+            if not self.settings.user_authentication:
+                raise users_need_authentication_mode()
+            return handler(*args)
+
+        return in_authentication_mode
 
     def login(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
         username, password = _basic_credentials()
@@ -282,7 +295,8 @@ class AuthWeb:
     def _caller(self) -> UserView | None:
         """Who is calling: the user the tool checked, or in open mode the sender of a Bearer token.
 
-        None in open mode without a token: an operator with every right, as every route is open.
+        None in open mode without a token: an operator with every right (the user routes,
+        where that would let anyone make an admin, are refused in open mode).
         """
         request = cherrypy.serving.request
         user = getattr(request, "floatkey_user", None)
@@ -321,6 +335,14 @@ def require_role(auth: AuthWeb) -> None:
     if route.role == ADMIN and user.role != ADMIN:
         raise JsonError(forbidden())
     request.floatkey_user = user
+
+
+def users_need_authentication_mode() -> FloatkeyError:
+    return FloatkeyError(
+        "forbidden",
+        "User management over HTTP needs authentication mode (userAuthentication: true); "
+        "in open mode manage users with the `floatkey users` command on the server.",
+    )
 
 
 def forbidden() -> FloatkeyError:

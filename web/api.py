@@ -333,6 +333,7 @@ def client_routes() -> list[Route]:
             None,
             EMPTY,
             tags=tags,
+            changes_state=True,
         ),
         Route(
             "POST",
@@ -423,6 +424,7 @@ def client_routes() -> list[Route]:
             None,
             EMPTY,
             tags=tags,
+            changes_state=True,
         ),
         Route(
             "POST",
@@ -443,6 +445,7 @@ def client_routes() -> list[Route]:
             None,
             EMPTY,
             tags=tags,
+            changes_state=True,
         ),
         Route("GET", f"{V4}/health", h.health, PUBLIC, "Server health and identity", None, HEALTH, tags=tags),
         Route(
@@ -482,6 +485,7 @@ def admin_routes() -> list[Route]:
             query_policy,
             LICENSE_OBJECT,
             tags=tags,
+            changes_state=True,
         ),
         Route(
             "DELETE",
@@ -502,6 +506,7 @@ def admin_routes() -> list[Route]:
             {"type": "object", "required": ["product"], "properties": {"product": STR, "license_id": INT}},
             {"type": "string", "enum": ["product_removed"]},
             tags=tags,
+            changes_state=True,
         ),
         Route(
             "GET",

@@ -51,9 +51,11 @@ def operation(route: Route) -> dict[str, Any]:
     for status, what in (
         (400, "refused"),
         (401, "not logged in"),
-        (403, "role may not"),
+        (403, "role may not, or a foreign web page"),
         (404, "not found"),
         (413, "body too large"),
+        (415, "body not declared JSON"),
+        (421, "host name not served (allowedHosts)"),
         (429, "throttled"),
     ):
         op["responses"][str(status)] = {

@@ -28,6 +28,8 @@ class Route:
     response: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     status: int = 200
     tags: tuple[str, ...] = ()
+    #: A GET that changes state (V1 shapes): a web page must not be able to trigger it (guards.py).
+    changes_state: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:

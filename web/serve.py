@@ -13,6 +13,7 @@ from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.guards import Guards, guard_request
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
 from floatkey.web.routes import Route
@@ -27,11 +28,17 @@ def mount(
     extra_routes: list[Route] | None = None,
     extra_config: dict[str, Any] | None = None,
 ) -> cherrypy.Application:
-    """Build the application with every route and mount it at ``/``."""
+    """Build the application with every route and the browser guards, and mount it at ``/``."""
     docs = OpenApi()
     table = build_table(docs.routes() + (extra_routes or []))
     docs.table = table
-    app = build_app(fk, settings, table, extra_config)
+    cherrypy.tools.floatkey_guards = cherrypy.Tool("before_handler", guard_request, priority=15)
+    config: dict[str, Any] = {
+        "/": {"tools.floatkey_guards.on": True, "tools.floatkey_guards.guards": Guards(settings)}
+    }
+    for path, values in (extra_config or {}).items():
+        config.setdefault(path, {}).update(values)
+    app = build_app(fk, settings, table, config)
     cherrypy.tree.apps[""] = app
     return app
 
@@ -69,6 +76,6 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     if settings.user_authentication:
         mode = "authentication mode"
     else:
-        mode = "open mode: anyone who reaches this port can use every route"
+        mode = "open mode: anyone who reaches this port can use every route but user management"
     logger.info("floatkey listening on %s://%s:%d (%s)", scheme, host, port, mode)
     cherrypy.engine.block()

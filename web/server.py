@@ -235,6 +235,10 @@ def build_app(
             "tools.floatkey_route.table": table,
             "tools.encode.on": False,
             "tools.trailing_slash.on": False,
+            # CherryPy's own 500 logging writes every request header, the bearer token and
+            # cookies included; handle_error logs the traceback with the request id instead.
+            "tools.log_headers.on": False,
+            "tools.log_tracebacks.on": False,
         },
     }
     for path, values in (extra_config or {}).items():

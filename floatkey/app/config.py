@@ -82,6 +82,9 @@ class Settings:
     data_dir: Path = Path("floatkey-data")
     host: str = "0.0.0.0"
     port: int = 8080
+    #: Host names served (the request's Host header); IP addresses are always served.
+    #: Empty: localhost and this machine's host name and FQDN; ``*``: any (no DNS-rebinding guard).
+    allowed_hosts: tuple[str, ...] = ()
     #: HTTP worker threads; each request in progress holds one (idle keep-alive connections don't).
     thread_pool: int = 64
     #: ``auto`` pins the server process to one CPU (the highest-numbered it may use that no
@@ -199,6 +202,9 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_HOST_NAME = re.compile(
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+)
 
 
 def _check(s: Settings, source: str) -> None:
@@ -209,6 +215,9 @@ def _check(s: Settings, source: str) -> None:
         raise bad("port", f"must be between 0 and 65535, not {s.port}")
     if not re.fullmatch(r"[0-9A-Za-z.:\-\[\]]+", s.host):
         raise bad("host", f"{s.host!r} is not a host name or address")
+    for name in s.allowed_hosts:
+        if name != "*" and not _HOST_NAME.fullmatch(name):
+            raise bad("allowedHosts", f"{name!r} is not a host name (no scheme, port or path; '*' for any)")
     if s.thread_pool < 1:
         raise bad("threadPool", "must be at least 1")
     if isinstance(s.cpu_affinity, str) and s.cpu_affinity not in ("auto", "all"):

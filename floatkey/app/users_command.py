@@ -43,8 +43,9 @@ def main(argv: list[str]) -> int:
         print(f"floatkey users: {exc}", file=sys.stderr)
         if isinstance(exc, StorageError) and "in use" in str(exc):
             print(
-                f"floatkey users: while the server runs, use its HTTP API instead: "
-                f"{_WHILE_RUNNING[args.action]} with an admin's token (docs/authentication.md).",
+                f"floatkey users: stop the server first, or, if it runs in authentication mode, use "
+                f"its HTTP API instead: {_WHILE_RUNNING[args.action]} with an admin's token "
+                f"(docs/authentication.md; open mode has no user management over HTTP).",
                 file=sys.stderr,
             )
         return 2

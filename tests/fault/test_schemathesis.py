@@ -101,7 +101,8 @@ def test_no_server_error_and_rejections_change_nothing(case: Any, fuzz_server: S
     seed(fuzz_server)
     steer(case)
     before = stable(snapshot(fuzz_server))
-    response = case.call(timeout=30)
+    # As the SDKs send it (a state-changing GET needs it; web/guards.py).
+    response = case.call(timeout=30, headers={"Content-Type": "application/json"})
     assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
     if response.status_code >= 400:
         error = response.json()

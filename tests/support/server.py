@@ -19,13 +19,26 @@ import requests
 _LISTENING = re.compile(r"floatkey listening on (https?)://([^:]+):(\d+)")
 
 
+def sdk_session() -> requests.Session:
+    """A session that sends what the LicenseSpring SDKs send on every request, GET included:
+    ``Content-Type: application/json`` (without it a state-changing GET such as
+    ``/api/v4/unregister/all`` is refused as a web page's; web/guards.py)."""
+    session = requests.Session()
+    session.headers["Content-Type"] = "application/json"
+    return session
+
+
 class ServerProcess:
     """``python -m floatkey serve`` on a free port of 127.0.0.1 with its own data directory."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *args: str, env: dict[str, str] | None = None, module: str = "floatkey"
+    ) -> None:
         """Without ``--config`` in ``args`` the server leaves smart card readers alone, so
-        it cannot take a virtual key away from a test that needs one."""
+        it cannot take a virtual key away from a test that needs one. ``module`` is what
+        ``python -m`` runs (tests.support.failing_server adds a route that fails)."""
         self.data_dir = data_dir
+        self.module = module
         self.args = list(args)
         if "--config" not in self.args:
             config = data_dir.parent / f"{data_dir.name}-no-keys.yaml"
@@ -37,7 +50,7 @@ class ServerProcess:
         self.url = ""
         self.lines: list[str] = []
         self._listening = threading.Event()
-        self.session = requests.Session()
+        self.session = sdk_session()
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self._listening.clear()
@@ -45,7 +58,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "floatkey",
+            self.module,
             "serve",
             "--host",
             "127.0.0.1",
@@ -132,7 +145,7 @@ class ServerProcess:
                 self.proc.wait(5)
         self._read_to_the_end()
         self.session.close()
-        self.session = requests.Session()
+        self.session = sdk_session()
         return self.proc.returncode
 
 

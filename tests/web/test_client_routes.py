@@ -11,6 +11,8 @@ import requests
 
 from tests.support.server import ServerProcess
 
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
@@ -293,7 +295,7 @@ def test_oversized_body_still_sent_gets_its_answer(srv, product):
     otherwise be cut off with a broken pipe instead of reading the 413."""
     body = json.dumps({"product": product, "user": "u", "user_info": "x" * 2_000_000}).encode()
     head = (
-        b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/v4/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     )
     pieces = [body[i : i + 16384] for i in range(0, len(body), 16384)]
@@ -303,7 +305,7 @@ def test_oversized_body_still_sent_gets_its_answer(srv, product):
 
 def test_body_past_the_drain_limit_is_refused_at_once(srv):
     head = (
-        b"POST /api/v4/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/v4/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100000000\r\n\r\n"
     )
     status, answer = raw_exchange(srv, head, [])
@@ -331,7 +333,13 @@ def test_keep_alive_connection_survives_errors(srv, product):
     srv.add_license(product=product)
     with requests.Session() as session:
         for _ in range(3):
-            assert session.post(srv.url + "/api/v4/register", data=b"{", timeout=10).status_code == 400
+            assert (
+                session.post(srv.url + "/api/v4/register", data=b"{", headers=JSON, timeout=10).status_code
+                == 400
+            )
+            # Refused before its body is read (web/guards.py): the next request must not see it.
+            not_json = session.post(srv.url + "/api/v4/register", data=b'{"a": 1}' * 1000, timeout=10)
+            assert not_json.status_code == 415
             assert (
                 session.post(
                     srv.url + "/api/v4/register", timeout=10, json={"product": product, "user": "u"}

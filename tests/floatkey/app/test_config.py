@@ -50,6 +50,10 @@ def test_flags_override_the_file(tmp_path):
             "auth.trustedProxies: 'proxy.lan' is not an IP address or network",
         ),
         ("auth:\n  trustedProxies: 10.0.0.1\n", "auth.trustedProxies: must be a list"),
+        ("allowedHosts: [http://lic.example]\n", "allowedHosts: 'http://lic.example' is not a host name"),
+        ("allowedHosts: ['lic.example:8080']\n", "allowedHosts: 'lic.example:8080' is not a host name"),
+        ("allowedHosts: ['']\n", "allowedHosts: '' is not a host name"),
+        ("allowedHosts: lic.example\n", "allowedHosts: must be a list"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("port: [\n", "not valid YAML"),
     ],
@@ -87,3 +91,9 @@ def test_trusted_proxies_take_addresses_and_networks(tmp_path):
     path = tmp_path / "f.yaml"
     path.write_text("auth:\n  trustedProxies: [127.0.0.1, 'fd00::/8']\n")
     assert config.load(path).auth.trusted_proxies == ("127.0.0.1", "fd00::/8")
+
+
+def test_allowed_hosts_take_names_and_a_star(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_text("allowedHosts: [licenses.example.com, lic-1, 'fk.local.', '*']\n")
+    assert config.load(path).allowed_hosts == ("licenses.example.com", "lic-1", "fk.local.", "*")
