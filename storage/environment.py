@@ -30,6 +30,7 @@ from typing import IO, Any
 import lmdb
 
 from floatkey.errors import StorageError
+from floatkey.storage import integrity
 from floatkey.storage.codec import pack, unpack
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class Storage:
         _make_private_dir(self.path)
         self._lock_file = _take_lock(self.path)
         try:
+            integrity.check_data_file(self.path)
+        except StorageError:
+            self._lock_file.close()
+            raise
+        try:
             self._env = lmdb.open(
                 str(self.path),
                 map_size=map_size,
@@ -70,7 +76,14 @@ class Storage:
                 max_readers=512,
             )
         except lmdb.Error as exc:
+            self._lock_file.close()
             raise StorageError(f"{self.path}: cannot open the data directory: {exc}") from None
+        try:
+            integrity.read_through(self._env, self.path)  # before open_db, which may write
+        except StorageError:
+            self._env.close()
+            self._lock_file.close()
+            raise
         self._dbs = {name: self._env.open_db(name.encode()) for name in DATABASES}
         self._check_schema()
         self._queue: list[_Queued] = []
