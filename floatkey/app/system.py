@@ -34,7 +34,7 @@ from floatkey.errors import (
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
-from floatkey.rules.policy import Policy, policy_from_fields
+from floatkey.rules.policy import Policy, check_policy, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
 from floatkey.timeutil import format_time, utcnow
@@ -214,6 +214,7 @@ class Floatkey:
         return self.add_policy(policy, serial)
 
     def add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
+        check_policy(policy)  # a host-built Policy: what storage cannot keep is refused here
         if policy.is_hardware_key_auth:
             serial = self._checked_key(key_serial, "adding license")
             policy = replace(policy, hardware_key_serial=serial)
