@@ -114,3 +114,15 @@ def test_serve_on_a_damaged_data_directory_exits_2_with_the_restore_procedure(in
     assert f"{path} is damaged" in done.stderr and "docs/operations.md, section Restore" in done.stderr
     assert "Traceback" not in done.stderr
     assert path.read_bytes() == before
+
+
+def test_backup_of_a_truncated_data_file_is_refused_with_the_same_message(intact, tmp_path):
+    path = damaged_copy(intact, tmp_path, "truncated")
+    done = subprocess.run(
+        [sys.executable, "-m", "floatkey", "backup", "--data-dir", str(path.parent), str(tmp_path / "copy")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{path} is damaged" in done.stderr and "Traceback" not in done.stderr
