@@ -265,7 +265,8 @@ class Storage:
         accepted: list[_Encoded] = []
         for seq, ops, license_id in batch:
             if ops is None:
-                self._stale.discard(license_id)  # type: ignore[arg-type]
+                if license_id is not None:  # a ``resynced`` marker always names its license
+                    self._stale.discard(license_id)
             elif license_id in self._stale:
                 failed[seq] = STALE
             else:
