@@ -40,8 +40,15 @@ def garbage_after_the_header(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def garbled_header(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:4096] = random.Random(3).randbytes(4096)
+    path.write_bytes(bytes(data))
+
+
 DAMAGES = {
     "empty": (empty, "empty (0 bytes)"),
+    "garbled header": (garbled_header, "is not an LMDB meta page"),
     "truncated": (cut_in_half, "it was truncated"),
     "garbage": (garbage_after_the_header, "LMDB cannot read it through"),
 }
