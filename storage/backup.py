@@ -8,12 +8,14 @@ from pathlib import Path
 import lmdb
 
 from floatkey.errors import StorageError
+from floatkey.storage import integrity
 
 
 def backup(data_dir: Path, destination: Path) -> None:
     """Copy the LMDB environment of ``data_dir`` (compacted) into the new folder ``destination``."""
     if not (Path(data_dir) / "data.mdb").exists():
         raise StorageError(f"{data_dir} holds no floatkey data (no data.mdb)")
+    integrity.check_data_file(Path(data_dir))  # a truncated file would kill the copy with SIGBUS
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
         raise StorageError(f"{destination} is not empty; back up into a new folder")

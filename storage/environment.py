@@ -30,6 +30,7 @@ from typing import IO, Any
 import lmdb
 
 from floatkey.errors import StorageError
+from floatkey.storage import integrity
 from floatkey.storage.codec import pack, unpack
 from floatkey.storage.records import DATABASES, META, MIGRATIONS, SCHEMA_KEY, SCHEMA_VERSION
 
@@ -43,6 +44,11 @@ Op = tuple[str, str, bytes, Any]
 #: A queued write: its sequence number, its operations (None for a ``resynced`` marker)
 #: and the license it belongs to, if any.
 _Queued = tuple[int, "list[Op] | None", "int | None"]
+
+#: An operation ready for the transaction: its kind, database handle, key and packed value.
+_Ready = tuple[str, Any, bytes, "bytes | None"]
+#: A write encoded for the transaction: its sequence number, operations and license.
+_Encoded = tuple[int, "list[_Ready]", "int | None"]
 
 STALE = "an earlier change of this license could not be stored, and it is being reloaded from disk"
 
@@ -58,6 +64,11 @@ class Storage:
         _make_private_dir(self.path)
         self._lock_file = _take_lock(self.path)
         try:
+            integrity.check_data_file(self.path)
+        except StorageError:
+            self._lock_file.close()
+            raise
+        try:
             self._env = lmdb.open(
                 str(self.path),
                 map_size=map_size,
@@ -68,7 +79,14 @@ class Storage:
                 max_readers=512,
             )
         except lmdb.Error as exc:
+            self._lock_file.close()
             raise StorageError(f"{self.path}: cannot open the data directory: {exc}") from None
+        try:
+            integrity.read_through(self._env, self.path)  # before open_db, which may write
+        except StorageError:
+            self._env.close()
+            self._lock_file.close()
+            raise
         self._dbs = {name: self._env.open_db(name.encode()) for name in DATABASES}
         self._check_schema()
         self._queue: list[_Queued] = []
@@ -240,46 +258,104 @@ class Storage:
         self._failed.update(failed)
 
     def _commit(self, batch: list[_Queued]) -> dict[int, str]:
-        """Commit ``batch`` in one transaction, but for the writes of stale licenses.
+        """Commit ``batch`` in one transaction, but for the writes of stale licenses and
+        the writes that cannot be stored.
 
+        Each write is encoded (msgpack, key sizes) before the transaction, so that a value
+        that cannot be stored fails only its own write. If applying a write still fails on
+        its own values, the transaction is dropped and the others are committed without it.
         Answers why each refused write failed, by sequence number.
         """
         failed: dict[int, str] = {}
-        accepted: list[_Queued] = []
-        for item in batch:
-            seq, ops, license_id = item
+        accepted: list[_Encoded] = []
+        for seq, ops, license_id in batch:
             if ops is None:
-                self._stale.discard(license_id)
+                if license_id is not None:  # a ``resynced`` marker always names its license
+                    self._stale.discard(license_id)
             elif license_id in self._stale:
                 failed[seq] = STALE
             else:
-                accepted.append(item)
-        if not accepted:
-            return failed
-        try:
-            with self._env.begin(write=True) as txn:
-                for _, ops, _ in accepted:
-                    for kind, db, key, value in ops:  # type: ignore[union-attr]
-                        self._apply(txn, kind, self._dbs[db], key, value)
-        except Exception as exc:
-            # An lmdb.Error is the disk's doing; anything else is a bug, but the writer
-            # must live on either way, or every waiter would hang.
-            log = logger.error if isinstance(exc, lmdb.Error) else logger.exception
-            log("storage write failed, %d changes refused: %s", len(accepted), exc)
-            failed.update((seq, str(exc)) for seq, _, _ in accepted)
-            self._stale.update(lid for _, _, lid in accepted if lid is not None)
-            if self._writable[0]:
-                self._writable = (False, datetime.now(UTC))
-            return failed
-        if not self._writable[0]:
+                try:
+                    accepted.append((seq, [self._encode(op) for op in ops], license_id))
+                except Exception as exc:
+                    self._refuse(seq, license_id, exc, failed)
+        while accepted:
+            applying: int | None = None
+            try:
+                with self._env.begin(write=True) as txn:
+                    for index, (_, ready, _) in enumerate(accepted):
+                        applying = index
+                        for kind, db, key, value in ready:
+                            self._apply(txn, kind, db, key, value)
+                    applying = None
+            except Exception as exc:
+                if applying is not None and _values_at_fault(exc):
+                    seq, _, license_id = accepted.pop(applying)
+                    self._refuse(seq, license_id, exc, failed)
+                    accepted = self._fence_later(accepted, applying, license_id, failed)
+                    continue
+                # Failing the commit itself is the disk's doing (an lmdb.Error) or a bug;
+                # the writer must live on either way, or every waiter would hang.
+                log = logger.error if isinstance(exc, lmdb.Error) else logger.exception
+                log("storage write failed, %d changes refused: %s", len(accepted), exc)
+                failed.update((seq, str(exc)) for seq, _, _ in accepted)
+                self._stale.update(lid for _, _, lid in accepted if lid is not None)
+                if self._writable[0]:
+                    self._writable = (False, datetime.now(UTC))
+                return failed
+            break
+        if accepted and not self._writable[0]:
             self._writable = (True, datetime.now(UTC))
             logger.info("storage writes succeed again")
         return failed
 
+    def _encode(self, op: Op) -> _Ready:
+        """``op`` with its database handle and its value packed, or why it cannot be stored."""
+        kind, db, key, value = op
+        if kind not in ("put", "delete", "delete_prefix"):
+            raise ValueError(f"unknown storage operation {kind!r}")
+        if not isinstance(key, bytes):
+            raise TypeError(f"a storage key must be bytes, not {type(key).__name__}")
+        limit = self._env.max_key_size()
+        if len(key) > limit or (not key and kind != "delete_prefix"):
+            raise ValueError(
+                f"a key of {len(key)} bytes is outside LMDB's limits of 1 to {limit} bytes (MDB_BAD_VALSIZE)"
+            )
+        return kind, self._dbs[db], key, pack(value) if kind == "put" else None
+
+    def _refuse(self, seq: int, license_id: int | None, exc: Exception, failed: dict[int, str]) -> None:
+        """Fail one write that cannot be stored; its license's memory is now ahead of the disk."""
+        known = isinstance(exc, (ValueError, TypeError, OverflowError, lmdb.Error))
+        logger.error(
+            "storage write refused, 1 change that cannot be stored: %s: %s",
+            type(exc).__name__,
+            exc,
+            exc_info=not known,  # anything else is a bug: keep its traceback
+        )
+        failed[seq] = f"{type(exc).__name__}: {exc}"
+        if license_id is not None:
+            self._stale.add(license_id)
+
+    @staticmethod
+    def _fence_later(
+        accepted: list[_Encoded], after: int, license_id: int | None, failed: dict[int, str]
+    ) -> list[_Encoded]:
+        """Refuse the writes of a license queued after its refused one: they were computed
+        on the memory that write left ahead of the disk."""
+        if license_id is None:
+            return accepted
+        kept = accepted[:after]
+        for item in accepted[after:]:
+            if item[2] == license_id:
+                failed[item[0]] = STALE
+            else:
+                kept.append(item)
+        return kept
+
     @staticmethod
     def _apply(txn: lmdb.Transaction, kind: str, db: Any, key: bytes, value: Any) -> None:
         if kind == "put":
-            txn.put(key, pack(value), db=db)
+            txn.put(key, value, db=db)
         elif kind == "delete":
             txn.delete(key, db=db)
         elif kind == "delete_prefix":
@@ -304,6 +380,11 @@ class Storage:
         self._env.sync(True)
         self._env.close()
         self._lock_file.close()
+
+
+def _values_at_fault(exc: Exception) -> bool:
+    """Whether a failure applying one write is that write's own doing, not the disk's."""
+    return isinstance(exc, lmdb.BadValsizeError) or not isinstance(exc, lmdb.Error)
 
 
 def _take_lock(path: Path) -> IO[str]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from floatkey import inputs
+from floatkey.rules import seats
 from floatkey.rules.seats import ClientInfo
 from floatkey.timeutil import parse_time
 
@@ -16,13 +17,8 @@ def product(fields: Mapping[str, Any]) -> str:
     return value
 
 
-#: A seat's storage key is the license id (8 bytes), the feature code (up to 64) and a
-#: separator before the user: this keeps it inside LMDB's 511-byte limit.
-USER_MAX_BYTES = 400
-
-
 def user(fields: Mapping[str, Any]) -> str:
-    value = inputs.text(fields, "user", required=True, max_bytes=USER_MAX_BYTES)
+    value = inputs.text(fields, "user", required=True, max_bytes=inputs.USER_MAX_BYTES)
     assert value is not None
     return value
 
@@ -37,7 +33,7 @@ def client(fields: Mapping[str, Any]) -> ClientInfo:
     return ClientInfo(
         os_hostname=inputs.text(fields, "os_hostname"),
         ip_local=inputs.text(fields, "ip_local"),
-        user_info=inputs.text(fields, "user_info", max_length=4096),
+        user_info=inputs.text(fields, "user_info", max_length=seats.USER_INFO_MAX),
     )
 
 

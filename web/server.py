@@ -16,7 +16,7 @@ from typing import Any
 
 import cherrypy
 
-from floatkey import __version__
+from floatkey import __version__, inputs
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.errors import FloatkeyError, StorageError, not_stored
@@ -114,11 +114,12 @@ class Api:
         if not raw.strip():
             return {}
         try:
-            parsed = json.loads(raw, parse_constant=_reject_constant)
+            parsed = json.loads(raw)
         except (ValueError, RecursionError):
             raise FloatkeyError("invalid_json", "The request body is not valid JSON.") from None
         if not isinstance(parsed, dict):
             raise FloatkeyError("invalid_json", "The request body must be a JSON object.")
+        inputs.finite_numbers(parsed)  # NaN, Infinity, 1e400: a validation_error naming the field
         return parsed
 
 
@@ -131,10 +132,6 @@ def _single_values(query: dict[str, Any]) -> dict[str, Any]:
 
 def not_found(path: str) -> FloatkeyError:
     return FloatkeyError("not_found", f"There is no route {path}; see /api/v4/docs.")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def discard(body: Any, limit: int) -> None:

@@ -43,7 +43,7 @@ from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, ove
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
-from floatkey.rules.policy import Policy, checked_dates, policy_from_fields
+from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
 from floatkey.timeutil import format_time, utcnow
@@ -292,6 +292,7 @@ class Floatkey:
 
     def add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
         policy = checked_dates(policy)
+        check_policy(policy)  # a host-built Policy: what storage cannot keep is refused here
         if policy.is_hardware_key_auth:
             serial = self._checked_key(key_serial, "adding license")
             policy = replace(policy, hardware_key_serial=serial)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from floatkey import inputs
 from floatkey.errors import FloatkeyError
 from floatkey.rules.policy import ConsumptionPolicy
 
@@ -56,8 +57,19 @@ def allowed(total: int, n: int, policy: ConsumptionPolicy) -> bool:
 
 
 def add(counter: Counter, n: int, policy: ConsumptionPolicy, now: datetime, what: str) -> Counter:
-    """The counter after consuming ``n`` at ``now``, or an error that changes nothing."""
+    """The counter after consuming ``n`` at ``now``, or an error that changes nothing.
+
+    A total stays within int64, what storage and strict JSON clients take, even when
+    consumptions are unlimited.
+    """
+    n = inputs.count(n)
     counter = current(counter, policy, now)
+    if counter.total + n > inputs.INT64_MAX:
+        raise FloatkeyError(
+            "validation_error",
+            f"A consumption of {n} would bring the {what}'s total of {counter.total} past "
+            f"{inputs.INT64_MAX}, the largest count floatkey keeps.",
+        )
     if n < 0:
         if not policy.allow_negative_consumptions:
             raise FloatkeyError("validation_error", f"Negative consumptions are not allowed on the {what}.")

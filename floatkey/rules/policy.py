@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -183,7 +183,7 @@ def _feature(raw: Any, index: int) -> FeaturePolicy:
         floating_users=_int(raw, "floating_users", 1 if is_floating else 0, 0, MAX_SEATS),
         floating_timeout=_int(raw, "floating_timeout", 0, 0, MAX_TIMEOUT_MINUTES),
         consumption=_consumption(raw, "max_consumption"),
-        metadata=_mapping(raw, "metadata") or {},
+        metadata=inputs.json_object(raw.get("metadata"), f"{where}.metadata") or {},
     )
 
 
@@ -218,17 +218,52 @@ def _bool(fields: Mapping[str, Any], name: str, default: bool, aliases: tuple[st
 
 
 def _mapping(fields: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise inputs.invalid(name, "a JSON object", value) from None
-    if not isinstance(value, dict) or len(json.dumps(value)) > 16 * 1024:
-        raise inputs.invalid(name, "a JSON object of at most 16 KiB", value)
-    return value
+    return inputs.json_object(fields.get(name), name)
+
+
+def check_policy(policy: Policy) -> Policy:
+    """Hold a Policy built by a host process to the bounds ``policy_from_fields`` keeps.
+
+    Whatever is refused here would otherwise reach the storage writer and fail there.
+    """
+    if not isinstance(policy, Policy):
+        raise inputs.invalid("policy", "a Policy", policy)
+    if not isinstance(policy.product, str) or not _CODE.fullmatch(policy.product):
+        raise inputs.invalid("product", "a short code of letters, digits, '_', '.' or '-'", policy.product)
+    _check_ints(policy, {"floating_users": (1, MAX_SEATS), "floating_timeout": (1, MAX_TIMEOUT_MINUTES)}, "")
+    _check_ints(policy, {"max_borrow_time": (0, MAX_BORROW_HOURS)}, "")
+    _check_ints(policy.consumption, _LIMITS, "")
+    codes = set()
+    for i, feature in enumerate(policy.features):
+        where = f"features[{i}]"
+        if not isinstance(feature, FeaturePolicy):
+            raise inputs.invalid(where, "a FeaturePolicy", feature)
+        if not isinstance(feature.code, str) or not _CODE.fullmatch(feature.code) or feature.code in codes:
+            raise inputs.invalid(
+                f"{where}.code", "a distinct code of letters, digits, '_', '.' or '-'", feature.code
+            )
+        codes.add(feature.code)
+        _check_ints(
+            feature, {"floating_users": (0, MAX_SEATS), "floating_timeout": (0, MAX_TIMEOUT_MINUTES)}, where
+        )
+        _check_ints(feature.consumption, _LIMITS, where)
+        inputs.json_object(feature.metadata, f"{where}.metadata")
+    inputs.json_object(policy.metadata, "metadata")
+    inputs.json_object(policy.customer, "customer")
+    inputs.storable(asdict(policy), "policy", times=True)
+    return policy
+
+
+_LIMITS = {"max_consumptions": (0, MAX_LIMIT), "max_overages": (0, MAX_LIMIT)}
+
+
+def _check_ints(obj: Any, bounds: dict[str, tuple[int, int]], where: str) -> None:
+    for name, (low, high) in bounds.items():
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise inputs.invalid(
+                f"{where}.{name}" if where else name, f"a whole number from {low} to {high}", value
+            )
 
 
 def _new_license_key() -> str:

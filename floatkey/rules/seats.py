@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from floatkey import inputs
 from floatkey.errors import FloatkeyError
 from floatkey.rules.policy import Policy
 from floatkey.timeutil import as_utc, format_time
@@ -50,6 +51,22 @@ class Seat:
             "expires_at": format_time(self.expires_at),
             "borrowed_until": format_time(self.borrowed_until),
         }
+
+
+#: Longest ``user_info`` a client may give (the other client fields: ``inputs.MAX_TEXT``).
+USER_INFO_MAX = 4096
+
+
+def check_client(user: str, client: ClientInfo) -> None:
+    """What a seat stores about its holder, checked whatever the entry point (HTTP or the
+    embedding API): a bad value refused here would otherwise fail the storage commit it
+    shares with other clients' changes."""
+    inputs.user(user)
+    if not isinstance(client, ClientInfo):
+        raise inputs.invalid("client", "a ClientInfo", client)
+    inputs.optional_text(client.os_hostname, "os_hostname")
+    inputs.optional_text(client.ip_local, "ip_local")
+    inputs.optional_text(client.user_info, "user_info", USER_INFO_MAX)
 
 
 def expiry(refreshed_at: datetime, timeout_minutes: int, borrowed_until: datetime | None) -> datetime:
@@ -98,8 +115,10 @@ def take_seat(
     """The seat ``user`` holds after registering at ``now``: refreshed, or newly taken.
 
     A borrow already in force is kept unless ``borrowed_until`` replaces it.
-    Raises ``floating_not_available`` when the user has no live seat and all are taken.
+    Raises ``floating_not_available`` when the user has no live seat and all are taken,
+    and ``validation_error`` for a user or client the storage could not keep.
     """
+    check_client(user, client)
     held = seats.get(user)
     if held is not None and held.is_live(now):
         until = borrowed_until if borrowed_until is not None else held.borrowed_until

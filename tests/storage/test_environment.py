@@ -200,3 +200,75 @@ def test_backup_copies_an_environment_another_process_has_open(tmp_path):
         copy.close()
     refused = backup_command(tmp_path / "d", tmp_path / "copy")
     assert refused.returncode == 2 and "not empty" in refused.stderr
+
+
+def hold_the_writer(storage):
+    """Keep the writer thread busy until the returned event is set, so that every write
+    queued meanwhile lands in one batch (one transaction)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def block(_error):
+        entered.set()
+        release.wait(10)
+
+    storage.on_durable(storage.write([("put", "meta", b"hold", 1)]), block)
+    assert entered.wait(10)
+    return release
+
+
+def test_a_write_that_cannot_be_stored_fails_alone_in_its_batch(tmp_path):
+    storage = Storage(tmp_path / "d")
+    try:
+        release = hold_the_writer(storage)
+        good = storage.write([("put", "seats", b"a", 1)], license_id=1)
+        huge = storage.write([("put", "seats", b"b", {"n": 10**100})], license_id=2)
+        after_huge = storage.write([("put", "seats", b"b2", 1)], license_id=2)
+        long_key = storage.write([("put", "seats", TOO_LONG, 1)], license_id=3)
+        unencodable = storage.write([("put", "seats", b"c", "\ud800")])
+        also_good = storage.write([("put", "seats", b"d", 2)], license_id=4)
+        release.set()
+        storage.wait(good, 10)
+        storage.wait(also_good, 10)
+        for seq, why in (
+            (huge, "OverflowError"),
+            (after_huge, "reloaded from disk"),
+            (long_key, "MDB_BAD_VALSIZE"),
+            (unencodable, "UnicodeEncodeError"),
+        ):
+            with pytest.raises(StorageError, match=why):
+                storage.wait(seq, 10)
+        assert [k for k, _ in storage.items("seats")] == [b"a", b"d"]
+        assert storage.writable[0] is True
+        # Only the license whose write was refused is fenced until it resyncs.
+        storage.write_now([("put", "seats", b"e", 3)], 10)
+        with pytest.raises(StorageError, match="reloaded from disk"):
+            storage.wait(storage.write([("put", "seats", b"f", 3)], license_id=2), 10)
+    finally:
+        storage.close()
+
+
+def test_a_write_that_fails_inside_the_transaction_is_dropped_and_the_rest_commit(tmp_path, monkeypatch):
+    apply = Storage._apply
+
+    def poisoned(txn, kind, db, key, value):
+        if key == b"poison":
+            raise lmdb.BadValsizeError("mdb_put: MDB_BAD_VALSIZE: injected")
+        apply(txn, kind, db, key, value)
+
+    monkeypatch.setattr(Storage, "_apply", staticmethod(poisoned))
+    storage = Storage(tmp_path / "d")
+    try:
+        release = hold_the_writer(storage)
+        before = storage.write([("put", "seats", b"a", 1)], license_id=1)
+        bad = storage.write([("put", "seats", b"b", 1), ("put", "seats", b"poison", 1)], license_id=2)
+        after = storage.write([("put", "seats", b"c", 1)], license_id=3)
+        release.set()
+        storage.wait(before, 10)
+        storage.wait(after, 10)
+        with pytest.raises(StorageError, match="injected"):
+            storage.wait(bad, 10)
+        # The refused write left nothing behind, not even its first operation.
+        assert [k for k, _ in storage.items("seats")] == [b"a", b"c"]
+        assert storage.writable[0] is True
+    finally:
+        storage.close()

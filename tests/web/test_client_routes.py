@@ -253,14 +253,52 @@ def test_health_and_license_listing(srv, product):
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"a": NaN}', b"[" * 60000],
-    ids=["open", "list", "string", "bytes", "nan", "deep"],
+    [b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b"[" * 60000],
+    ids=["open", "list", "string", "bytes", "deep"],
 )
 def test_malformed_json_is_refused(srv, raw):
     answer = srv.session.post(
         srv.url + "/api/v4/register", data=raw, headers={"Content-Type": "application/json"}, timeout=10
     )
     assert error(answer) == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("route", "fields", "field"),
+    [
+        ("licenses", b'"metadata": {"limits": [1, 1e400]}', "metadata.limits[1]"),
+        ("licenses", b'"metadata": {"x": -1e999}', "metadata.x"),
+        ("licenses", b'"metadata": {"x": NaN}', "metadata.x"),
+        ("licenses", b'"floating_users": Infinity', "floating_users"),
+        ("licenses", b'"features": [{"code": "f", "metadata": {"x": -Infinity}}]', "features[0].metadata.x"),
+        ("licenses", b'"metadata": "{\\"x\\": 1e400}"', "metadata.x"),
+        ("add_consumption", b'"consumptions": NaN', "consumptions"),
+    ],
+    ids=["1e400", "-1e999", "NaN", "Infinity", "-Infinity in a feature", "1e400 in JSON text", "NaN count"],
+)
+def test_non_finite_numbers_are_refused_naming_the_field(srv, product, route, fields, field):
+    """Python's JSON reader takes them; stored, they came back as tokens strict clients refuse."""
+    if route == "add_consumption":
+        srv.add_license(product=product, allow_unlimited_consumptions=True)
+    raw = b'{"product": "%s", %s}' % (product.encode(), fields)
+    answer = srv.session.post(srv.url + f"/api/v4/{route}", data=raw, timeout=10)
+    assert error(answer) == "validation_error"
+    assert repr(field) in answer.json()["message"]
+    listed = srv.get(f"/api/v4/license?product={product}")
+    if route == "licenses":
+        assert error(listed) == "unknown_product"
+    else:
+        [lic] = json.loads(listed.text, parse_constant=pytest.fail)  # strict JSON
+        assert lic["total_consumptions"] == 0
+
+
+def test_metadata_msgpack_cannot_store_is_refused_and_the_server_writes_on(srv, product):
+    srv.add_license(product=product)
+    raw = b'{"product": "%s-2", "metadata": {"n": 1%s}}' % (product.encode(), b"0" * 100)
+    answer = srv.session.post(srv.url + "/api/v4/licenses", data=raw, timeout=10)
+    assert error(answer) == "validation_error" and "'metadata.n'" in answer.json()["message"]
+    assert post(srv, "register", {"product": product, "user": "alice"}).status_code == 200
+    assert srv.get("/api/v4/health").json()["storage"]["writable"] is True
 
 
 def test_oversized_body_is_refused_and_changes_nothing(srv, product):
