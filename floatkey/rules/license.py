@@ -291,7 +291,10 @@ class LicenseBook:
         answer = dict(license_object)
         answer["is_borrowed"] = seat.borrowed_until is not None
         answer["borrowed_until"] = format_time(seat.borrowed_until)
+        # The Python SDK reads the seats in use from floating_slots_in_use, the Node SDK
+        # from floating_in_use.
         answer["floating_slots_in_use"] = license_object["floating_in_use_devices"]
+        answer["floating_in_use"] = license_object["floating_in_use_devices"]
         answer["license_json"] = orjson.dumps(license_object).decode()
         answer["registration"] = seat.to_answer()
         return answer
