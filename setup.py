@@ -53,6 +53,8 @@ setup(
             "ruff>=0.5",
             "schemathesis>=4.0,<5",
             "requests>=2.31,<3",
+            # LicenseSpring's Python SDK, driven against a real server by tests/sdk/.
+            "licensespring>=4.0,<5",
         ],
     },
     entry_points={"console_scripts": ["floatkey = floatkey.app.cli:main"]},
