@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from floatkey.app.config import Settings
+from floatkey.app.users_command import accounts
 from tests.support.server import ServerProcess
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -142,3 +144,24 @@ def test_seat_borrow_consumption_features_and_release(srv: ServerProcess, produc
     assert error_code(sdk(srv, product, "unregister")) == "registration_not_found"
     assert result(sdk(srv, product, "register", user="bob"))["floating_in_use_devices"] == 1
     assert list(seats(srv, product)) == ["bob"]
+
+
+def test_authentication_mode_login_then_register(tmp_path: Path) -> None:
+    password = "correct horse battery"
+    with accounts(Settings(data_dir=tmp_path / "data")) as users:
+        users.add_user("alice", password, "user")
+        users.add_user("root", password, "admin")
+    srv = ServerProcess(tmp_path / "data", "--user-authentication").start(timeout=120)
+    try:
+        admin = srv.get("/auth", auth=("root", password)).json()["token"]
+        added = srv.post("/api/v4/licenses", {"product": "cad"}, headers={"Authorization": f"Bearer {admin}"})
+        assert added.status_code == 201, added.text
+        wrong = sdk(srv, "cad", "register", user="pc-1", username="alice", password="not her password")
+        assert wrong["error"]["status"] == "authentication_failed"  # the SDK's own error object
+        registered = sdk(srv, "cad", "register", user="pc-1", username="alice", password=password)
+        assert result(registered)["floating_in_use_devices"] == 1
+        assert result(sdk(srv, "cad", "unregister", user="pc-1", username="alice", password=password)) == (
+            "user_unregistered"
+        )
+    finally:
+        srv.stop()

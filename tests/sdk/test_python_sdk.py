@@ -20,6 +20,8 @@ from licensespring.floating_server import FloatingAPIClient
 from licensespring.licensefile.config import Configuration
 from licensespring.licensefile.floating_manager import FloatingManager
 
+from floatkey.app.config import Settings
+from floatkey.app.users_command import accounts
 from tests.support.server import ServerProcess
 
 _products = itertools.count(1)
@@ -150,3 +152,27 @@ def test_floating_manager_as_an_application_uses_it(srv: ServerProcess, product:
 
     license.floating_release(throw_e=True)
     assert seats(srv, product) == {}
+
+
+def test_authentication_mode_login_then_register(tmp_path: Path) -> None:
+    password = "correct horse battery"
+    with accounts(Settings(data_dir=tmp_path / "data")) as users:
+        users.add_user("alice", password, "user")
+        users.add_user("root", password, "admin")
+    srv = ServerProcess(tmp_path / "data", "--user-authentication").start(timeout=120)
+    try:
+        admin = client_for(srv)
+        admin.auth("root", password)
+        assert admin.send_request("post", "/licenses", json_data={"product": "cad"}).status_code == 201
+        client = client_for(srv)
+        with pytest.raises(ClientError) as refused:
+            client.register_user(product="cad", user="pc-1")
+        assert (refused.value.status, refused.value.code) == (401, "unauthorized")
+        with pytest.raises(ClientError) as wrong:
+            client.auth("alice", "not her password")
+        assert wrong.value.code == "authentication_failed"
+        assert client.auth("alice", password)["token"]
+        assert client.register_user(product="cad", user="pc-1")["floating_slots_in_use"] == 1
+        assert client.unregister_user(product="cad", user="pc-1") == "user_unregistered"
+    finally:
+        srv.stop()
