@@ -61,6 +61,8 @@ setup(
             "types-PyYAML",
             "schemathesis>=4.0,<5",
             "requests>=2.31,<3",
+            # LicenseSpring's Python SDK, driven against a real server by tests/sdk/.
+            "licensespring>=4.0,<5",
         ],
     },
     entry_points={"console_scripts": ["floatkey = floatkey.app.cli:main"]},

@@ -40,6 +40,11 @@ USER_PASSWORD = f"{V4}/users/{{username}}/password"
 #: The routes a user who must change their password may still call.
 PASSWORD_ROUTES = frozenset({SET_PASSWORD, USER_PASSWORD})
 
+#: What ``GET /auth`` answers in open mode, whatever the credentials: not a JWT, so no
+#: server in authentication mode accepts it; it is worth nothing as a credential.
+OPEN_MODE_TOKEN = "open-mode"
+OPEN_MODE_MESSAGE = "Open mode: no login needed; this token is not a credential"
+
 _BEARER_CHALLENGE = 'Bearer realm="floatkey"'
 _BASIC_CHALLENGE = 'Basic realm="floatkey", charset="UTF-8"'
 
@@ -122,7 +127,8 @@ class AuthWeb:
                 "/auth",
                 self.login,
                 PUBLIC,
-                "Log in with HTTP Basic credentials; answers a Bearer token",
+                "Log in with HTTP Basic credentials; answers a Bearer token (in open mode, the "
+                "worthless token `open-mode` for V1 clients that insist on one)",
                 None,
                 _TOKEN_ANSWER,
                 tags=tags,
@@ -232,6 +238,10 @@ class AuthWeb:
         return in_authentication_mode
 
     def login(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
+        if not self.settings.user_authentication:
+            # V1 clients (the Node SDK) refuse to register before they hold a token, even
+            # against an open server: give them one that opens nothing open mode does not.
+            return {"message": OPEN_MODE_MESSAGE, "token": OPEN_MODE_TOKEN}
         username, password = _basic_credentials()
         user = _throttled_answer(lambda: self.accounts.login(username, password, self._address()))
         answer: dict[str, Any] = {"message": "Login successful", "token": self.accounts.token_for(user)}

@@ -113,9 +113,13 @@ REGISTER_ANSWER: dict[str, Any] = {
         LICENSE_OBJECT,
         {
             "type": "object",
-            "required": ["floating_slots_in_use", "license_json", "registration"],
+            "required": ["floating_slots_in_use", "floating_in_use", "license_json", "registration"],
             "properties": {
-                "floating_slots_in_use": {"type": "integer"},
+                "floating_slots_in_use": {
+                    "type": "integer",
+                    "description": "seats in use (read by the Python SDK)",
+                },
+                "floating_in_use": {"type": "integer", "description": "seats in use (read by the Node SDK)"},
                 "license_json": {"type": "string", "description": "the license object as a JSON string"},
                 "registration": SEAT,
             },

@@ -299,7 +299,10 @@ class LicenseBook:
         license_object["is_borrowed"] = seat.borrowed_until is not None
         license_object["borrowed_until"] = format_time(seat.borrowed_until)
         answer = dict(license_object)
+        # The Python SDK reads the seats in use from floating_slots_in_use, the Node SDK
+        # from floating_in_use.
         answer["floating_slots_in_use"] = license_object["floating_in_use_devices"]
+        answer["floating_in_use"] = license_object["floating_in_use_devices"]
         answer["license_json"] = orjson.dumps(license_object).decode()
         answer["registration"] = seat.to_answer()
         return answer

@@ -499,3 +499,47 @@ def test_without_trusted_proxies_the_forwarded_header_is_ignored(tmp_path: Path)
 def test_open_mode_stays_open(server: ServerProcess) -> None:
     assert server.get("/api/v4/license").status_code == 200
     assert server.post("/api/v4/licenses", {"product": "open"}).status_code == 201
+
+
+def test_open_mode_login_gives_v1_clients_a_token_that_is_no_credential(tmp_path: Path) -> None:
+    """The Node SDK registers only after ``/auth`` gave it a token, even on an open server."""
+    seed_users(tmp_path / "data", root_admin="admin", alice="user")
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        server.add_license(product="cad", floating_users=1)
+        answers = [
+            login(server, "anyone", "anything"),
+            requests.get(server.url + "/auth", timeout=30),
+            login(server, "alice", PW),
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+        tokens = {a.json()["token"] for a in answers}
+        assert len(tokens) == 1 and all(tokens)
+        token = tokens.pop()
+        registered = server.post(
+            "/api/v4/register", {"product": "cad", "user": "pc-1"}, headers=bearer(token)
+        )
+        assert registered.status_code == 200, registered.text
+    finally:
+        server.stop()
+    # The same data directory in authentication mode: the open-mode token opens nothing.
+    server = ServerProcess(tmp_path / "data", "--user-authentication").start()
+    try:
+        for method, path in (
+            ("POST", "/api/v4/register"),
+            ("GET", "/api/v4/license"),
+            ("GET", "/api/v4/users"),
+        ):
+            answer = requests.request(
+                method,
+                server.url + path,
+                json={"product": "cad", "user": "pc-2"},
+                headers=bearer(token),
+                timeout=30,
+            )
+            assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED), (path, answer.text)
+        refused_login = login(server, "anyone", "anything")
+        assert refused_login.status_code == 401 and refused_login.json()["code"] == "authentication_failed"
+        assert token_of(server, "alice") != token
+    finally:
+        server.stop()

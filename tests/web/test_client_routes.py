@@ -70,6 +70,7 @@ def test_one_seat_license_second_user_is_refused(srv, product):
     assert error(post(srv, "register", {"product": product, "user": "bob"})) == "floating_not_available"
     again = post(srv, "register", {"product": product, "user": "alice"})
     assert again.status_code == 200 and again.json()["floating_slots_in_use"] == 1
+    assert again.json()["floating_in_use"] == 1
     released = post(srv, "unregister", {"product": product, "user": "alice"})
     assert released.status_code == 200 and released.text == "user_unregistered"
     assert error(post(srv, "unregister", {"product": product, "user": "alice"})) == "registration_not_found"

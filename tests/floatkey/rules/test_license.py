@@ -23,6 +23,7 @@ def test_register_answer_has_what_the_python_sdk_reads():
     b = book()
     answer, changes = b.register("alice", PC, T0)
     assert answer["floating_slots_in_use"] == 1
+    assert answer["floating_in_use"] == 1  # what the Node SDK reads
     assert json.loads(answer["license_json"])["id"] == 7
     assert "user" not in answer  # the SDK parses a top-level user as an object
     assert answer["borrowed_until"] is None
