@@ -303,6 +303,7 @@ def client_routes() -> list[Route]:
             None,
             {"type": "string"},
             tags=("docs",),
+            head=True,
         ),
         Route(
             "POST",
@@ -444,7 +445,17 @@ def client_routes() -> list[Route]:
             EMPTY,
             tags=tags,
         ),
-        Route("GET", f"{V4}/health", h.health, PUBLIC, "Server health and identity", None, HEALTH, tags=tags),
+        Route(
+            "GET",
+            f"{V4}/health",
+            h.health,
+            PUBLIC,
+            "Server health and identity",
+            None,
+            HEALTH,
+            tags=tags,
+            head=True,
+        ),
         Route(
             "GET",
             f"{V4}/license",
@@ -454,6 +465,7 @@ def client_routes() -> list[Route]:
             {"type": "object", "properties": {"product": STR}},
             {"type": "array", "items": LICENSE_OBJECT},
             tags=tags,
+            head=True,
         ),
     ]
 
@@ -512,6 +524,7 @@ def admin_routes() -> list[Route]:
             {"type": "object", "properties": {"license_id": INT}},
             REGISTRATIONS,
             tags=tags,
+            head=True,
         ),
         Route(
             "DELETE",
@@ -532,6 +545,7 @@ def admin_routes() -> list[Route]:
             None,
             HARDWARE_KEY,
             tags=tags,
+            head=True,
         ),
     ]
 

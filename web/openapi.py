@@ -113,7 +113,15 @@ class OpenApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/api/v4/openapi.json", self.json, PUBLIC, "This OpenAPI document", tags=("docs",)),
+            Route(
+                "GET",
+                "/api/v4/openapi.json",
+                self.json,
+                PUBLIC,
+                "This OpenAPI document",
+                tags=("docs",),
+                head=True,
+            ),
             Route(
                 "GET",
                 "/api/v4/docs",
@@ -122,5 +130,6 @@ class OpenApi:
                 "The API reference for people",
                 response={"type": "string"},
                 tags=("docs",),
+                head=True,
             ),
         ]
