@@ -205,7 +205,24 @@ def _mapping(fields: Mapping[str, Any], name: str) -> dict[str, Any] | None:
             raise inputs.invalid(name, "a JSON object", value) from None
     if not isinstance(value, dict) or len(json.dumps(value)) > 16 * 1024:
         raise inputs.invalid(name, "a JSON object of at most 16 KiB", value)
+    if not _storable(value):
+        raise inputs.invalid(
+            name, "a JSON object of whole numbers within 64 bits and text without lone surrogates", value
+        )
     return value
+
+
+def _storable(value: Any) -> bool:
+    """Whether msgpack can store ``value``: it has no integers past 64 bits nor lone surrogates."""
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    if isinstance(value, str):
+        return not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**64
+    return True
 
 
 def _new_license_key() -> str:

@@ -33,7 +33,9 @@ class Answer:
         head, _, self.body = raw.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         self.status = int(lines[0].split()[1]) if lines[0] else 0
-        self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        self.headers = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+        }
         self.seconds = seconds
 
     def json(self) -> dict:
@@ -151,3 +153,18 @@ def test_a_path_parameter_that_is_not_utf8_is_a_validation_error(edge_server: Se
     license_id = edge_server.add_license(product="bytes")["id"]
     answer = send(edge_server, request("DELETE", f"/api/v4/registrations/{license_id}/%ff"))
     answer.assert_error(400, "validation_error")
+
+
+def test_metadata_the_storage_cannot_hold_is_refused_and_changes_nothing(edge_server: ServerProcess) -> None:
+    """msgpack stores integers of at most 64 bits: a bigger one was a 503 "could not store"."""
+    before = edge_server.get("/api/v4/license").json()
+    body = b'{"product": "big-metadata", "metadata": {"n": 123456789012345678901234567890}}'
+    data = request(
+        "POST",
+        "/api/v4/licenses",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        body=body,
+    )
+    send(edge_server, data).assert_error(400, "validation_error")
+    assert edge_server.get("/api/v4/license").json() == before
