@@ -30,6 +30,7 @@ from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.passwords import ROLES
 from floatkey.auth.throttle import Throttle
 from floatkey.errors import FloatkeyError
+from floatkey.web import schemas
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from floatkey.web.server import JsonError
 
@@ -44,9 +45,19 @@ PASSWORD_ROUTES = frozenset({SET_PASSWORD, USER_PASSWORD})
 _BEARER_CHALLENGE = 'Bearer realm="floatkey"'
 _BASIC_CHALLENGE = 'Basic realm="floatkey", charset="UTF-8"'
 
-_PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
-_USERNAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
+#: A password to check (old_password, passwordOld): any text the reader takes.
+_PASSWORD = schemas.text(1024, required=True)
+#: A new password (passwords.password_problems): 12 to 256 characters, no control characters.
+_NEW_PASSWORD = {
+    "anyOf": [
+        {"type": "string", "maxLength": 256, "pattern": r"^[^\u0000-\u001f\u007f-\u009f]{12,256}$"},
+        {"type": "integer", "minimum": 10**11},
+    ],
+    "description": "not the username, not one of the passwords guessers try first",
+}
+_USERNAME = schemas.text(64, required=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _ROLE = {"type": "string", "enum": list(ROLES)}
+_PATH_USERNAME = {"type": "string", "minLength": 1}
 _USER = {
     "type": "object",
     "properties": {
@@ -178,7 +189,11 @@ class AuthWeb:
                 {
                     "type": "object",
                     "required": ["username", "password"],
-                    "properties": {"username": _USERNAME, "password": _PASSWORD, "role": _ROLE},
+                    "properties": {
+                        "username": _USERNAME,
+                        "password": _NEW_PASSWORD,
+                        "role": schemas.enum(*ROLES),
+                    },
                 },
                 _USER,
                 status=201,
@@ -190,7 +205,7 @@ class AuthWeb:
                 self.remove_user,
                 ADMIN,
                 "Remove a user (their tokens stop working)",
-                {"type": "object", "properties": {"username": {"type": "string"}}},
+                {"type": "object", "properties": {"username": _PATH_USERNAME}},
                 {"type": "string", "enum": ["user_removed"]},
                 tags=tags,
             ),
@@ -204,8 +219,8 @@ class AuthWeb:
                     "type": "object",
                     "required": ["password"],
                     "properties": {
-                        "username": {"type": "string"},
-                        "password": _PASSWORD,
+                        "username": _PATH_USERNAME,
+                        "password": _NEW_PASSWORD,
                         "old_password": _PASSWORD,
                     },
                 },
@@ -221,7 +236,7 @@ class AuthWeb:
                 {
                     "type": "object",
                     "required": ["role"],
-                    "properties": {"username": {"type": "string"}, "role": _ROLE},
+                    "properties": {"username": _PATH_USERNAME, "role": _ROLE},
                 },
                 _USER,
                 tags=tags,
@@ -235,7 +250,7 @@ class AuthWeb:
                 {
                     "type": "object",
                     "required": ["passwordOld", "passwordNew"],
-                    "properties": {"passwordOld": _PASSWORD, "passwordNew": _PASSWORD},
+                    "properties": {"passwordOld": _PASSWORD, "passwordNew": _NEW_PASSWORD},
                 },
                 _MESSAGE,
                 tags=tags,

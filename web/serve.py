@@ -28,7 +28,7 @@ def mount(
     extra_config: dict[str, Any] | None = None,
 ) -> cherrypy.Application:
     """Build the application with every route and mount it at ``/``."""
-    docs = OpenApi()
+    docs = OpenApi(settings.user_authentication)
     table = build_table(docs.routes() + (extra_routes or []))
     docs.table = table
     app = build_app(fk, settings, table, extra_config)
