@@ -62,7 +62,8 @@ def match_route(table: RouteTable) -> None:
             )
         raise JsonError(not_found(request.path_info))
     request.floatkey_route = route
-    raw_uri = request.wsgi_environ.get("REQUEST_URI") if hasattr(request, "wsgi_environ") else None
+    # The request target as sent: the decoded path keeps %2F, so it cannot tell a%2Fb from a%252Fb.
+    raw_uri = getattr(request, "wsgi_environ", {}).get("REQUEST_URI")
     request.floatkey_path_params = (
         path_params(route, urlsplit(raw_uri).path) if raw_uri and params else params
     )
