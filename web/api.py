@@ -476,7 +476,7 @@ def client_routes() -> list[Route]:
 
 def admin_routes() -> list[Route]:
     tags = ("admin",)
-    query_policy = {"type": "object", "required": ["product"], "properties": POLICY_FIELDS}
+    query_policy = {**POLICY, "properties": {**POLICY_FIELDS, "features": POLICY["properties"]["features"]}}
     return [
         Route(
             "POST",

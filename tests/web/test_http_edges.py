@@ -114,6 +114,12 @@ def test_an_oversized_header_gets_431_in_the_error_shape(edge_server: ServerProc
     send(edge_server, data).assert_error(431, "headers_too_large")
 
 
+def test_an_oversized_request_line_gets_414_in_the_error_shape(edge_server: ServerProcess) -> None:
+    send(edge_server, request("GET", "/api/v4/license?product=" + "a" * 600_000)).assert_error(
+        414, "uri_too_long"
+    )
+
+
 def test_a_malformed_request_line_gets_the_error_shape(edge_server: ServerProcess) -> None:
     send(edge_server, b"GET\r\n\r\n").assert_error(400, "malformed_request")
 
