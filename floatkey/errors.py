@@ -7,6 +7,7 @@ from typing import Any
 #: HTTP status of every error code in api.md.
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_json": 400,
+    "malformed_request": 400,
     "validation_error": 400,
     "missing_parameters": 400,
     "unknown_product": 400,
@@ -27,12 +28,17 @@ STATUS_BY_CODE: dict[str, int] = {
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "payload_too_large": 413,
+    "uri_too_long": 414,
     "unsupported_media_type": 415,
     "host_not_allowed": 421,
     "too_many_requests": 429,
+    "headers_too_large": 431,
     "internal_error": 500,
+    "not_implemented": 501,
     "service_unavailable": 503,
+    "http_version_not_supported": 505,
 }
 
 

@@ -29,6 +29,7 @@ from floatkey.auth.accounts import Accounts, unauthorized
 from floatkey.auth.passwords import ROLES
 from floatkey.auth.users import UserView
 from floatkey.errors import FloatkeyError
+from floatkey.web import schemas
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from floatkey.web.server import JsonError
 
@@ -48,9 +49,19 @@ OPEN_MODE_MESSAGE = "Open mode: no login needed; this token is not a credential"
 _BEARER_CHALLENGE = 'Bearer realm="floatkey"'
 _BASIC_CHALLENGE = 'Basic realm="floatkey", charset="UTF-8"'
 
-_PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
-_USERNAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
+#: A password to check (old_password, passwordOld): any text the reader takes.
+_PASSWORD = schemas.text(1024, required=True)
+#: A new password (passwords.password_problems): 12 to 256 characters, no control characters.
+_NEW_PASSWORD = {
+    "anyOf": [
+        {"type": "string", "maxLength": 256, "pattern": r"^[^\u0000-\u001f\u007f-\u009f]{12,256}$"},
+        {"type": "integer", "minimum": 10**11},
+    ],
+    "description": "not the username, not one of the passwords guessers try first",
+}
+_USERNAME = schemas.text(64, required=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _ROLE = {"type": "string", "enum": list(ROLES)}
+_PATH_USERNAME = {"type": "string", "minLength": 1}
 _USER = {
     "type": "object",
     "properties": {
@@ -152,7 +163,11 @@ class AuthWeb:
                 {
                     "type": "object",
                     "required": ["username", "password"],
-                    "properties": {"username": _USERNAME, "password": _PASSWORD, "role": _ROLE},
+                    "properties": {
+                        "username": _USERNAME,
+                        "password": _NEW_PASSWORD,
+                        "role": schemas.enum(*ROLES),
+                    },
                 },
                 _USER,
                 status=201,
@@ -164,7 +179,7 @@ class AuthWeb:
                 self._users_route(self.remove_user),
                 ADMIN,
                 "Remove a user (their tokens stop working)",
-                {"type": "object", "properties": {"username": {"type": "string"}}},
+                {"type": "object", "properties": {"username": _PATH_USERNAME}},
                 {"type": "string", "enum": ["user_removed"]},
                 tags=tags,
             ),
@@ -178,8 +193,8 @@ class AuthWeb:
                     "type": "object",
                     "required": ["password"],
                     "properties": {
-                        "username": {"type": "string"},
-                        "password": _PASSWORD,
+                        "username": _PATH_USERNAME,
+                        "password": _NEW_PASSWORD,
                         "old_password": _PASSWORD,
                     },
                 },
@@ -195,7 +210,7 @@ class AuthWeb:
                 {
                     "type": "object",
                     "required": ["role"],
-                    "properties": {"username": {"type": "string"}, "role": _ROLE},
+                    "properties": {"username": _PATH_USERNAME, "role": _ROLE},
                 },
                 _USER,
                 tags=tags,
@@ -209,7 +224,7 @@ class AuthWeb:
                 {
                     "type": "object",
                     "required": ["passwordOld", "passwordNew"],
-                    "properties": {"passwordOld": _PASSWORD, "passwordNew": _PASSWORD},
+                    "properties": {"passwordOld": _PASSWORD, "passwordNew": _NEW_PASSWORD},
                 },
                 _MESSAGE,
                 tags=tags,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from floatkey.rules import policy as p
 from floatkey.web import handlers as h
+from floatkey.web import schemas as s
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route, RouteTable
 
 V4 = "/api/v4"
 
 STR: dict[str, Any] = {"type": "string", "maxLength": 256}
 OPT_STR: dict[str, Any] = {"type": "string", "maxLength": 256, "nullable": True}
-INT: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^[+-]?[0-9]+$"}]}
-BOOL: dict[str, Any] = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}
 TIME: dict[str, Any] = {
     "type": "string",
     "nullable": True,
@@ -22,11 +22,11 @@ TEXT: dict[str, Any] = {"type": "string"}
 
 
 def body(required: list[str], **props: Any) -> dict[str, Any]:
-    base = {"product": STR, "license_id": INT}
+    base = {"product": s.PRODUCT, "license_id": s.LICENSE_ID}
     return {"type": "object", "required": ["product", *required], "properties": {**base, **props}}
 
 
-CLIENT = {"os_hostname": OPT_STR, "ip_local": OPT_STR, "user_info": OPT_STR}
+CLIENT = {"os_hostname": s.CLIENT_TEXT, "ip_local": s.CLIENT_TEXT, "user_info": s.USER_INFO}
 
 FEATURE_OBJECT: dict[str, Any] = {
     "type": "object",
@@ -154,66 +154,63 @@ FEATURE_SEAT_ANSWER: dict[str, Any] = {
     },
 }
 
+PERIOD = s.enum(*p.PERIODS)
+#: The consumption limits of a license or a feature (policy._consumption).
+CONSUMPTION_POLICY: dict[str, Any] = {
+    "allow_overages": s.boolean(),
+    "allowOverages": s.boolean(),
+    "max_overages": s.integer(0, p.MAX_LIMIT),
+    "allow_unlimited_consumptions": s.boolean(),
+    "allow_negative_consumptions": s.boolean(),
+    "reset_consumption": s.boolean(),
+    "consumption_period": PERIOD,
+}
 POLICY_FIELDS: dict[str, Any] = {
-    "product": STR,
-    "product_name": STR,
-    "license_key": STR,
-    "license_type": {
-        "type": "string",
-        "enum": ["perpetual", "time-limited", "subscription", "consumption"],
+    "product": s.text(required=True, pattern=s.CODE_PATTERN),
+    "product_name": s.text(),
+    "license_key": s.text(),
+    "license_type": s.enum(*p.LICENSE_TYPES),
+    "floating_users": s.integer(1, p.MAX_SEATS),
+    "floating_timeout": s.integer(1, p.MAX_TIMEOUT_MINUTES),
+    "max_borrow_time": s.integer(0, p.MAX_BORROW_HOURS),
+    "validity_period": s.time(),
+    "start_date": s.time(),
+    "max_consumptions": s.integer(0, p.MAX_LIMIT),
+    **CONSUMPTION_POLICY,
+    "license_enabled": s.boolean(),
+    "is_trial": s.boolean(),
+    "isHWKeyReq": s.boolean(),
+    "is_hardware_key_auth": s.boolean(),
+    "hardware_key_serial": s.text(20, pattern="^[0-9]{1,20}$"),
+    "metadata": s.json_object(),
+    "customer": s.json_object(),
+}
+FEATURE_POLICY: dict[str, Any] = {
+    "type": "object",
+    "required": ["code"],
+    "properties": {
+        "code": s.text(required=True, pattern=s.CODE_PATTERN),
+        "name": s.text(),
+        "feature_type": s.enum(*p.FEATURE_TYPES),
+        "expiry_date": s.time(),
+        "is_floating": s.boolean(),
+        "floating_users": s.integer(0, p.MAX_SEATS),
+        "floating_timeout": s.integer(0, p.MAX_TIMEOUT_MINUTES),
+        "max_consumption": s.integer(0, p.MAX_LIMIT),
+        **CONSUMPTION_POLICY,
+        "metadata": s.json_object(),
     },
-    "floating_users": INT,
-    "floating_timeout": INT,
-    "max_borrow_time": INT,
-    "validity_period": TIME,
-    "start_date": TIME,
-    "max_consumptions": INT,
-    "allow_overages": BOOL,
-    "max_overages": INT,
-    "allow_unlimited_consumptions": BOOL,
-    "allow_negative_consumptions": BOOL,
-    "reset_consumption": BOOL,
-    "consumption_period": {
-        "type": "string",
-        "enum": ["daily", "weekly", "monthly", "annually"],
-        "nullable": True,
-    },
-    "license_enabled": BOOL,
-    "is_trial": BOOL,
-    "isHWKeyReq": BOOL,
-    "hardware_key_serial": {"type": "string", "pattern": "^[0-9]{1,20}$"},
 }
 POLICY: dict[str, Any] = {
     "type": "object",
     "required": ["product"],
+    "description": (
+        "A time-limited or subscription license needs a validity_period; reset_consumption "
+        "needs a consumption_period; feature codes are distinct."
+    ),
     "properties": {
         **POLICY_FIELDS,
-        "features": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code"],
-                "properties": {
-                    "code": STR,
-                    "name": STR,
-                    "feature_type": {"type": "string", "enum": ["activation", "consumption"]},
-                    "expiry_date": TIME,
-                    "is_floating": BOOL,
-                    "floating_users": INT,
-                    "floating_timeout": INT,
-                    "max_consumption": INT,
-                    "allow_overages": BOOL,
-                    "max_overages": INT,
-                    "allow_unlimited_consumptions": BOOL,
-                    "allow_negative_consumptions": BOOL,
-                    "reset_consumption": BOOL,
-                    "consumption_period": POLICY_FIELDS["consumption_period"],
-                    "metadata": {"type": "object"},
-                },
-            },
-        },
-        "metadata": {"type": "object"},
-        "customer": {"type": "object", "nullable": True},
+        "features": {"type": "array", "maxItems": 256, "items": FEATURE_POLICY, "nullable": True},
     },
 }
 
@@ -280,21 +277,28 @@ HARDWARE_KEY: dict[str, Any] = {
 }
 
 EMPTY: dict[str, Any] = {"type": "string", "maxLength": 0}
+HTML: dict[str, Any] = {"type": "string", "x-media-type": "text/html"}
+PATH_ID: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
 
 def client_routes() -> list[Route]:
-    seat_body = body(["user"], user=STR, **CLIENT)
+    seat_body = body(["user"], user=s.USER, **CLIENT)
     feature_seat = body(
-        ["feature", "user"], feature=STR, user=STR, **CLIENT, borrow_until=TIME, borrowed_until=TIME
+        ["feature", "user"],
+        feature=s.FEATURE,
+        user=s.USER,
+        **CLIENT,
+        borrow_until=s.time(),
+        borrowed_until=s.time(),
     )
-    feature_release = body(["feature", "user"], feature=STR, user=STR)
+    feature_release = body(["feature", "user"], feature=s.FEATURE, user=s.USER)
     consumption = body(
         ["consumptions"],
-        consumptions=INT,
-        max_overages=INT,
-        allow_overages=BOOL,
-        allowOverages=BOOL,
-        user=OPT_STR,
+        consumptions=s.CONSUMPTIONS,
+        max_overages=s.CLIENT_MAX_OVERAGES,
+        allow_overages=s.boolean(),
+        allowOverages=s.boolean(),
+        user=s.OPTIONAL_USER,
     )
     tags = ("client",)
     return [
@@ -305,8 +309,9 @@ def client_routes() -> list[Route]:
             PUBLIC,
             "The front page for people (200: the server is up)",
             None,
-            {"type": "string"},
+            HTML,
             tags=("docs",),
+            head=True,
         ),
         Route(
             "POST",
@@ -324,7 +329,7 @@ def client_routes() -> list[Route]:
             h.unregister,
             USER,
             "Release a floating seat",
-            body(["user"], user=STR),
+            body(["user"], user=s.USER),
             {"type": "string", "enum": ["user_unregistered"]},
             tags=tags,
         ),
@@ -345,7 +350,7 @@ def client_routes() -> list[Route]:
             h.borrow,
             USER,
             "Borrow a seat for offline use",
-            body(["user"], user=STR, borrowed_until=TIME, **CLIENT),
+            body(["user"], user=s.USER, borrowed_until=s.time(), **CLIENT),
             REGISTER_ANSWER,
             tags=tags,
         ),
@@ -365,7 +370,7 @@ def client_routes() -> list[Route]:
             h.add_feature_consumption,
             USER,
             "Add consumptions to a feature",
-            body(["feature", "consumptions"], feature=STR, **consumption["properties"]),
+            body(["feature", "consumptions"], feature=s.FEATURE, **consumption["properties"]),
             FEATURE_OBJECT,
             tags=tags,
         ),
@@ -451,23 +456,34 @@ def client_routes() -> list[Route]:
             tags=tags,
             changes_state=True,
         ),
-        Route("GET", f"{V4}/health", h.health, PUBLIC, "Server health and identity", None, HEALTH, tags=tags),
+        Route(
+            "GET",
+            f"{V4}/health",
+            h.health,
+            PUBLIC,
+            "Server health and identity",
+            None,
+            HEALTH,
+            tags=tags,
+            head=True,
+        ),
         Route(
             "GET",
             f"{V4}/license",
             h.licenses,
             USER,
             "Licenses with policy and live usage",
-            {"type": "object", "properties": {"product": STR}},
+            {"type": "object", "properties": {"product": s.text()}},
             {"type": "array", "items": LICENSE_OBJECT},
             tags=tags,
+            head=True,
         ),
     ]
 
 
 def admin_routes() -> list[Route]:
     tags = ("admin",)
-    query_policy = {"type": "object", "required": ["product"], "properties": POLICY_FIELDS}
+    query_policy = {**POLICY, "properties": {**POLICY_FIELDS, "features": POLICY["properties"]["features"]}}
     return [
         Route(
             "POST",
@@ -497,7 +513,7 @@ def admin_routes() -> list[Route]:
             h.remove_license,
             ADMIN,
             "Remove a license and its seats",
-            {"type": "object", "properties": {"license_id": {"type": "integer", "minimum": 1}}},
+            {"type": "object", "properties": {"license_id": PATH_ID}},
             EMPTY,
             tags=tags,
         ),
@@ -507,7 +523,11 @@ def admin_routes() -> list[Route]:
             h.remove_product,
             ADMIN,
             "Remove a license (V1 shape)",
-            {"type": "object", "required": ["product"], "properties": {"product": STR, "license_id": INT}},
+            {
+                "type": "object",
+                "required": ["product"],
+                "properties": {"product": s.PRODUCT, "license_id": s.LICENSE_ID},
+            },
             {"type": "string", "enum": ["product_removed"]},
             tags=tags,
             changes_state=True,
@@ -518,9 +538,10 @@ def admin_routes() -> list[Route]:
             h.registrations,
             ADMIN,
             "Who holds which seat",
-            {"type": "object", "properties": {"license_id": INT}},
+            {"type": "object", "properties": {"license_id": s.LICENSE_ID}},
             REGISTRATIONS,
             tags=tags,
+            head=True,
         ),
         Route(
             "DELETE",
@@ -528,7 +549,10 @@ def admin_routes() -> list[Route]:
             h.force_release,
             ADMIN,
             "Force-release one seat",
-            {"type": "object", "properties": {"license_id": {"type": "integer", "minimum": 1}, "user": STR}},
+            {
+                "type": "object",
+                "properties": {"license_id": PATH_ID, "user": {"type": "string", "minLength": 1}},
+            },
             EMPTY,
             tags=tags,
         ),
@@ -541,6 +565,7 @@ def admin_routes() -> list[Route]:
             None,
             HARDWARE_KEY,
             tags=tags,
+            head=True,
         ),
     ]
 

@@ -21,10 +21,13 @@ ERROR: dict[str, Any] = {
 }
 
 
-def document(table: RouteTable) -> dict[str, Any]:
+def document(table: RouteTable, authentication: bool = True) -> dict[str, Any]:
+    """The document of ``table``; in open mode (``authentication`` off) no route needs a token."""
     paths: dict[str, dict[str, Any]] = {}
     for route in table.routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation(route, authentication)
+        if route.head:
+            paths[route.path]["head"] = head_operation(route, authentication)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -40,7 +43,20 @@ def document(table: RouteTable) -> dict[str, Any]:
     }
 
 
-def operation(route: Route) -> dict[str, Any]:
+ERRORS = (
+    (400, "refused: malformed request, invalid field or a rule of the license"),
+    (401, "not logged in"),
+    (403, "role may not, or a foreign web page"),
+    (404, "not found"),
+    (413, "body too large"),
+    (415, "body not declared JSON"),
+    (421, "host name not served (allowedHosts)"),
+    (429, "throttled"),
+    (503, "overloaded, or the data directory refused the change"),
+)
+
+
+def operation(route: Route, authentication: bool = True) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.method.lower() + re.sub(r"[/{}]+", "_", route.path).rstrip("_"),
         "summary": route.summary,
@@ -48,56 +64,75 @@ def operation(route: Route) -> dict[str, Any]:
         "x-role": route.role,
         "responses": {str(route.status): {"description": "success", "content": _content(route.response)}},
     }
-    for status, what in (
-        (400, "refused"),
-        (401, "not logged in"),
-        (403, "role may not, or a foreign web page"),
-        (404, "not found"),
-        (413, "body too large"),
-        (415, "body not declared JSON"),
-        (421, "host name not served (allowedHosts)"),
-        (429, "throttled"),
-    ):
+    for status, what in ERRORS:
         op["responses"][str(status)] = {
             "description": what,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
-    if route.role != PUBLIC:
+    if authentication and route.role != PUBLIC:
         op["security"] = [{"bearer": []}]
     schema = route.request or {"type": "object", "properties": {}}
+    properties = schema.get("properties", {})
+    in_path = re.findall(r"\{(\w+)\}", route.path)
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": _scalar(properties.get(name, _SEGMENT))}
+        for name in in_path
+    ]
     if route.method == "POST":
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": schema}}}
+        body = {
+            **schema,
+            "properties": {k: v for k, v in properties.items() if k not in in_path},
+        }
+        # Without a body, a route with required fields answers missing_parameters.
+        required_body = bool(body.get("required"))
+        op["requestBody"] = {"required": required_body, "content": {JSON: {"schema": body}}}
     else:
         required = set(schema.get("required", []))
-        params = []
-        for name, prop in schema.get("properties", {}).items():
-            where = "path" if f"{{{name}}}" in route.path else "query"
-            params.append(
-                {
-                    "name": name,
-                    "in": where,
-                    "required": where == "path" or name in required,
-                    "schema": _scalar(prop),
-                }
-            )
-        if params:
-            op["parameters"] = params
+        for name, prop in properties.items():
+            if name in in_path:
+                continue
+            param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+            if prop.get("type") in ("object", "array"):
+                param["content"] = {JSON: {"schema": {k: v for k, v in prop.items() if k != "nullable"}}}
+            else:
+                param["schema"] = _scalar(prop)
+            params.append(param)
+    if params:
+        op["parameters"] = params
     return op
 
 
+def head_operation(route: Route, authentication: bool = True) -> dict[str, Any]:
+    """HEAD on a read-only GET route: its status and headers, without a body."""
+    op = operation(route, authentication)
+    op["operationId"] = "head" + op["operationId"].removeprefix("get")
+    op["summary"] = f"{route.summary} (headers only)"
+    op["responses"] = {
+        status: {"description": answer["description"]} for status, answer in op["responses"].items()
+    }
+    return op
+
+
+#: A path segment: anything but empty (a slash is sent as %2F).
+_SEGMENT: dict[str, Any] = {"type": "string", "minLength": 1}
+JSON = "application/json"
+
+
 def _content(schema: dict[str, Any]) -> dict[str, Any]:
+    media = schema.get("x-media-type")
+    if media is not None:
+        return {media: {"schema": schema}}
     if schema.get("type") == "string":
         return {"text/plain": {"schema": schema}}
-    return {"application/json": {"schema": schema}}
+    return {JSON: {"schema": schema}}
 
 
 def _scalar(prop: dict[str, Any]) -> dict[str, Any]:
-    """Query and path parameters arrive as strings: describe them as such."""
-    if "anyOf" in prop:
-        return {"type": "string"}
-    if prop.get("type") in ("object", "array"):
-        return {"type": "string", "description": "JSON"}
-    return prop
+    """Query and path parameters arrive as strings: describe the string form a field takes."""
+    for branch in prop.get("anyOf", []):
+        if branch.get("type") == "string":
+            return dict(branch)
+    return {k: v for k, v in prop.items() if k != "nullable"}
 
 
 class OpenApi:
@@ -105,24 +140,36 @@ class OpenApi:
 
     table: RouteTable | None = None
 
+    def __init__(self, authentication: bool = True) -> None:
+        self.authentication = authentication
+
     def json(self, *_: Any) -> Any:
         assert self.table is not None
-        return document(self.table)
+        return document(self.table, self.authentication)
 
     def docs(self, *_: Any) -> Any:
         assert self.table is not None
-        return pages.docs(document(self.table))
+        return pages.docs(document(self.table, self.authentication))
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/api/v4/openapi.json", self.json, PUBLIC, "This OpenAPI document", tags=("docs",)),
+            Route(
+                "GET",
+                "/api/v4/openapi.json",
+                self.json,
+                PUBLIC,
+                "This OpenAPI document",
+                tags=("docs",),
+                head=True,
+            ),
             Route(
                 "GET",
                 "/api/v4/docs",
                 self.docs,
                 PUBLIC,
                 "The API reference for people",
-                response={"type": "string"},
+                response={"type": "string", "x-media-type": "text/html"},
                 tags=("docs",),
+                head=True,
             ),
         ]

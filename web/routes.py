@@ -10,6 +10,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
+
+from floatkey.errors import FloatkeyError
 
 #: Who may call a route in authentication mode.
 PUBLIC, USER, ADMIN = "public", "user", "admin"
@@ -30,6 +33,9 @@ class Route:
     tags: tuple[str, ...] = ()
     #: A GET that changes state (V1 shapes): a web page must not be able to trigger it (guards.py).
     changes_state: bool = False
+    #: A GET that changes nothing: HEAD answers it without the body. A GET that changes
+    #: state (the V1 shapes ``addProduct``, ``unregister/all``...) refuses HEAD with 405.
+    head: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -54,6 +60,11 @@ class RouteTable:
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """The route for ``method path`` with its path parameters, and whether the path exists."""
+        if method == "HEAD":
+            route, params, known = self.match("GET", path)
+            if route is not None and not route.head:
+                return None, {}, True
+            return route, params, known
         if len(path) > 1:
             path = path.rstrip("/")
         route = self._exact.get((method, path))
@@ -71,4 +82,30 @@ class RouteTable:
     def allowed_methods(self, path: str) -> list[str]:
         methods = {m for (m, p) in self._exact if p == path.rstrip("/") or p == path}
         methods |= {r.method for pattern, r in self._patterns if pattern.match(path)}
+        if self.match("HEAD", path)[0] is not None:
+            methods.add("HEAD")
         return sorted(methods)
+
+
+def path_params(route: Route, raw_path: str) -> dict[str, str]:
+    """The path parameters of ``route`` read from the request's path as the client sent it.
+
+    Each segment is percent-decoded once, as UTF-8: ``a%2Fb`` is ``a/b`` and ``a%252Fb``
+    is ``a%2Fb``. The server's decoded path cannot tell these apart (it keeps ``%2F``
+    encoded so that segments stay apart), so every name a client can percent-encode
+    reaches the handler as it was meant.
+    """
+    segments = raw_path.split("/")
+    params = {}
+    for index, part in enumerate(route.path.split("/")):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            try:
+                params[name] = unquote(segments[index], errors="strict")
+            except UnicodeDecodeError:
+                raise FloatkeyError(
+                    "validation_error",
+                    f"The path parameter {name!r} is not UTF-8 once percent-decoded; "
+                    "percent-encode the UTF-8 bytes of the value.",
+                ) from None
+    return params

@@ -29,7 +29,7 @@ def mount(
     extra_config: dict[str, Any] | None = None,
 ) -> cherrypy.Application:
     """Build the application with every route and the browser guards, and mount it at ``/``."""
-    docs = OpenApi()
+    docs = OpenApi(settings.user_authentication)
     table = build_table(docs.routes() + (extra_routes or []))
     docs.table = table
     cherrypy.tools.floatkey_guards = cherrypy.Tool("before_handler", guard_request, priority=15)

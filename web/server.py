@@ -13,6 +13,7 @@ import logging
 import sys
 import uuid
 from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import cherrypy
 
@@ -21,7 +22,7 @@ from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.errors import FloatkeyError, StorageError, not_stored
 from floatkey.web import pages
-from floatkey.web.routes import Route, RouteTable
+from floatkey.web.routes import Route, RouteTable, path_params
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,27 @@ def match_route(table: RouteTable) -> None:
             )
         raise JsonError(not_found(request.path_info))
     request.floatkey_route = route
-    # The HTTP server decodes every escape of the path but %2F, so that segments stay apart.
-    request.floatkey_path_params = {k: v.replace("%2F", "/").replace("%2f", "/") for k, v in params.items()}
+    # The request target as sent: the decoded path keeps %2F, so it cannot tell a%2Fb from a%252Fb.
+    raw_uri = getattr(request, "wsgi_environ", {}).get("REQUEST_URI")
+    request.floatkey_path_params = (
+        path_params(route, urlsplit(raw_uri).path) if raw_uri and params else params
+    )
+
+
+def check_query() -> None:
+    """Tool: a query string that is not UTF-8 is the client's error (CherryPy answers 404)."""
+    query = cherrypy.serving.request.query_string
+    if "%" in query or not query.isascii():
+        try:
+            unquote_to_bytes(query.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise JsonError(
+                FloatkeyError(
+                    "validation_error",
+                    "The query string is not UTF-8 once percent-decoded; percent-encode the "
+                    "UTF-8 bytes of each value.",
+                )
+            ) from None
 
 
 def raw_body() -> None:
@@ -107,7 +127,13 @@ class Api:
             if int(length) <= DRAIN_LIMIT:
                 discard(request.body, DRAIN_LIMIT)
             raise too_large(self.max_body)
-        raw = request.body.read(self.max_body + 1) if request.body else b""
+        try:
+            raw = request.body.read(self.max_body + 1) if request.body else b""
+        except ValueError as error:  # cheroot: a chunk size or terminator that is not HTTP
+            cherrypy.serving.response.headers["Connection"] = "close"
+            raise FloatkeyError(
+                "malformed_request", f"The chunked request body is malformed ({error}); send valid HTTP/1.1."
+            ) from None
         if len(raw) > self.max_body:
             discard(request.body, DRAIN_LIMIT - len(raw))
             raise too_large(self.max_body)
@@ -222,12 +248,14 @@ def build_app(
 ) -> cherrypy.Application:
     cherrypy.tools.floatkey_route = cherrypy.Tool("before_handler", match_route, priority=10)
     cherrypy.tools.floatkey_raw_body = cherrypy.Tool("before_request_body", raw_body)
+    cherrypy.tools.floatkey_query = cherrypy.Tool("on_start_resource", check_query)
     api = Api(fk, table, settings)
     config: dict[str, Any] = {
         "/": {
             "request.error_response": handle_error,
             "error_page.default": error_page,
             "tools.floatkey_raw_body.on": True,
+            "tools.floatkey_query.on": True,
             "tools.floatkey_route.on": True,
             "tools.floatkey_route.table": table,
             "tools.encode.on": False,
@@ -253,6 +281,7 @@ def server_config(settings: Settings) -> dict[str, Any]:
         "server.socket_queue_size": 512,
         "server.max_request_body_size": 0,
         "server.socket_timeout": 30,
+        "server.instance": "floatkey.web.wire.FloatkeyServer",
         "engine.autoreload.on": False,
         "checker.on": False,
         "log.screen": False,
