@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lmdb
 
+from floatkey.auth.tokens import SECRET_FILE
 from floatkey.errors import StorageError
 from floatkey.storage import integrity
 
@@ -26,8 +27,8 @@ def backup(data_dir: Path, destination: Path) -> None:
         env.copy(str(destination), compact=True)
     finally:
         env.close()
-    secret = Path(data_dir) / "token.secret"
+    secret = Path(data_dir) / SECRET_FILE
     if secret.exists():
-        target = destination / "token.secret"
+        target = destination / SECRET_FILE
         target.write_bytes(secret.read_bytes())
         os.chmod(target, 0o600)

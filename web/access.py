@@ -30,12 +30,11 @@ from floatkey.auth.passwords import ROLES
 from floatkey.auth.users import UserView
 from floatkey.errors import FloatkeyError
 from floatkey.web import schemas
-from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
+from floatkey.web.routes import ADMIN, PUBLIC, USER, V4, Route
 from floatkey.web.server import JsonError
 
 logger = logging.getLogger(__name__)
 
-V4 = "/api/v4"
 SET_PASSWORD = f"{V4}/setPassword"
 USER_PASSWORD = f"{V4}/users/{{username}}/password"
 #: The routes a user who must change their password may still call.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from floatkey.hardware.states import STATE_BUSY, STATE_INVALID, STATE_VALID
 from floatkey.rules import policy as p
 from floatkey.web import handlers as h
 from floatkey.web import schemas as s
-from floatkey.web.routes import ADMIN, PUBLIC, USER, Route, RouteTable
-
-V4 = "/api/v4"
+from floatkey.web.routes import ADMIN, PUBLIC, USER, V4, Route, RouteTable
 
 STR: dict[str, Any] = {"type": "string", "maxLength": 256}
 OPT_STR: dict[str, Any] = {"type": "string", "maxLength": 256, "nullable": True}
@@ -33,7 +32,7 @@ FEATURE_OBJECT: dict[str, Any] = {
     "properties": {
         "code": {"type": "string"},
         "name": {"type": "string"},
-        "feature_type": {"type": "string", "enum": ["activation", "consumption"]},
+        "feature_type": {"type": "string", "enum": list(p.FEATURE_TYPES)},
         "expiry_date": TIME,
         "is_floating": {"type": "boolean"},
         "floating_users": {"type": "integer"},
@@ -267,7 +266,7 @@ HARDWARE_KEY: dict[str, Any] = {
                 "properties": {
                     "serial": {"type": "string"},
                     "reader": {"type": "string"},
-                    "state": {"type": "string", "enum": ["valid", "invalid", "reader_busy"]},
+                    "state": {"type": "string", "enum": [STATE_VALID, STATE_INVALID, STATE_BUSY]},
                     "reason": {"type": "string", "nullable": True},
                     "since": TIME,
                 },

@@ -8,7 +8,7 @@ from typing import Any
 from floatkey import __version__
 from floatkey.errors import STATUS_BY_CODE
 from floatkey.web import pages
-from floatkey.web.routes import PUBLIC, Route, RouteTable
+from floatkey.web.routes import PUBLIC, V4, Route, RouteTable
 
 ERROR: dict[str, Any] = {
     "type": "object",
@@ -155,7 +155,7 @@ class OpenApi:
         return [
             Route(
                 "GET",
-                "/api/v4/openapi.json",
+                f"{V4}/openapi.json",
                 self.json,
                 PUBLIC,
                 "This OpenAPI document",
@@ -164,7 +164,7 @@ class OpenApi:
             ),
             Route(
                 "GET",
-                "/api/v4/docs",
+                f"{V4}/docs",
                 self.docs,
                 PUBLIC,
                 "The API reference for people",

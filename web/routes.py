@@ -12,10 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from floatkey.auth import passwords
 from floatkey.errors import FloatkeyError
 
 #: Who may call a route in authentication mode.
-PUBLIC, USER, ADMIN = "public", "user", "admin"
+#: Who may call a route: anyone, or the roles of authentication mode (floatkey/auth/passwords.py).
+PUBLIC = "public"
+USER, ADMIN = passwords.USER, passwords.ADMIN
+#: Every API route but the V1 login lives under this prefix.
+V4 = "/api/v4"
 
 
 @dataclass(frozen=True)
