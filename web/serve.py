@@ -13,6 +13,7 @@ from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.web.access import AuthPlugin, AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.connections import ClientLimits, GuardedServer
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
 from floatkey.web.routes import Route
@@ -58,6 +59,8 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     auth = AuthWeb(settings)
     mount(fk, settings, auth.routes(), auth.config())
     cherrypy.config.update(server_config(settings))
+    # After the update: the server reads its socket settings when it is built.
+    cherrypy.server.instance = GuardedServer(ClientLimits.from_settings(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
     AuthPlugin(cherrypy.engine, fk, auth).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
