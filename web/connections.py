@@ -30,6 +30,7 @@ import errno
 import http
 import json
 import logging
+import resource
 import selectors
 import ssl
 import threading
@@ -58,6 +59,9 @@ SEND_PIECE = 256 * 1024
 #: (while others are parked) cuts its own connection: the memory slow readers can pin
 #: stays bounded, and a large answer alone still goes out however slowly it is read.
 OUTPUT_BUDGET = 64 * 1024 * 1024
+#: Seconds the server stops accepting when it is out of file descriptors and no idle
+#: connection can be closed to free one.
+ACCEPT_PAUSE = 0.2
 #: Seconds between two log lines that count the clients cut or refused.
 REPORT_INTERVAL = 60.0
 
@@ -236,6 +240,7 @@ class GuardedConnectionManager(ConnectionManager):
         self._cut: collections.Counter[str] = collections.Counter()
         self._cut_addresses: collections.Counter[Any] = collections.Counter()
         self._last_report = float("-inf")
+        self._accept_paused_until = 0.0
 
     # --- called by worker threads -------------------------------------------------------
 
@@ -300,6 +305,9 @@ class GuardedConnectionManager(ConnectionManager):
                 else:
                     self._receive(conn)
             now = time.monotonic()
+            if self._accept_paused_until and now >= self._accept_paused_until:
+                self._accept_paused_until = 0.0
+                self._selector.register(self.server.socket.fileno(), selectors.EVENT_READ, data=self.server)
             if now - last_check > expiration_interval:
                 self._expire(now)
                 last_check = now
@@ -313,6 +321,7 @@ class GuardedConnectionManager(ConnectionManager):
             return
         except OSError as exc:  # out of file descriptors, most often
             self._note(f"connections not accepted ({exc.strerror})", None)
+            self._make_room()
             return
         prevent_socket_inheritance(sock)
         tls = _tls_context(server.ssl_adapter)
@@ -334,6 +343,17 @@ class GuardedConnectionManager(ConnectionManager):
             return
         state = HANDSHAKE if tls is not None else READING
         self._wait(conn, state, selectors.EVENT_READ, time.monotonic() + self.limits.request_timeout)
+
+    def _make_room(self) -> None:
+        """Out of descriptors: close the longest-idle connection, or stop accepting for a
+        moment (the listening socket would stay readable, and the loop would spin)."""
+        held = [conn for _fd, conn in self._selector.connections if conn is not self.server]
+        victim = min(filter(_idle, held), key=lambda c: c.deadline, default=None)
+        if victim is not None:
+            victim.close_now()
+            return
+        self._selector.unregister(self.server.socket.fileno())
+        self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
 
     def _admit(self, conn: GuardedConnection) -> bool:
         """Count ``conn`` against its address's cap, closing that address's longest-idle
@@ -644,7 +664,26 @@ class GuardedServer(CPWSGIServer):
         super().__init__(server_adapter or cherrypy.server)
 
     def prepare(self) -> None:
+        raise_file_limit()
         super().prepare()
         plain = self._connections
         self._connections = GuardedConnectionManager(self, self.limits)
         plain.close()  # it held nothing but the listening socket, now in the new selector
+
+
+def raise_file_limit() -> int:
+    """Raise the soft limit of open files to the hard one; the limit now in force.
+
+    Every connection holds a descriptor, idle or not, and systemd's default soft limit
+    (1024) would let a few addresses at ``maxConnectionsPerAddress`` take them all.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        logger.warning("the open-file limit stays at %d (could not raise it to %d: %s)", soft, hard, exc)
+        return soft
+    logger.debug("open-file limit raised from %d to %d", soft, hard)
+    return hard

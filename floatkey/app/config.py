@@ -100,7 +100,7 @@ class Settings:
     idle_timeout: float = 30.0
     #: Open connections per client address. At the limit a new one closes that address's
     #: longest-idle connection, or is refused (429) when none is idle.
-    max_connections_per_address: int = 64
+    max_connections_per_address: int = 256
     #: Seconds a request waits for an actor before it fails with 503.
     actor_timeout: float = 10.0
     #: Seconds between sweeps that free seats whose timeout or borrow has passed.
