@@ -32,6 +32,7 @@ import json
 import logging
 import resource
 import selectors
+import socket
 import ssl
 import threading
 import time
@@ -612,7 +613,7 @@ class GuardedConnectionManager(ConnectionManager):
 
 
 def _idle(conn: GuardedConnection) -> bool:
-    """Held by the selector between requests, with nothing received or parked."""
+    """Held by the selector between requests, with nothing received, arriving or parked."""
     return (
         conn.registered
         and conn.state == READING
@@ -620,7 +621,18 @@ def _idle(conn: GuardedConnection) -> bool:
         and not conn.inbuf
         and not conn.skip
         and not conn.outbuf
+        and not _bytes_waiting(conn.socket)
     )
+
+
+def _bytes_waiting(sock: Any) -> bool:
+    """Bytes have arrived that the selector thread has not read yet."""
+    try:
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))  # the TCP bytes, even under TLS
+    except _WOULD_BLOCK:
+        return False
+    except OSError:
+        return True  # reset: not worth keeping as idle either way; let the read find out
 
 
 def _tls_context(adapter: Any) -> ssl.SSLContext | None:

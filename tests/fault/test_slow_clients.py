@@ -179,3 +179,98 @@ def test_clients_that_never_read_a_large_answer_do_not_lock_out_a_register(serve
     attack = Attack(server.url, ask, small_window=True)
     # Jammed: as many answers have begun as there are workers (all of them, once fixed).
     hold_and_measure(server, attack, "unread", ready=lambda: attack.receiving() >= THREADS)
+
+
+LIMITS = "requestTimeout: 2\nidleTimeout: 2\nmaxConnectionsPerAddress: 4\n"
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server(tmp_path, f"threadPool: {THREADS}\n{LIMITS}")
+    proc.add_license(product="cad", floating_users=10)
+    yield proc
+    proc.stop()
+
+
+def connect(server: ServerProcess, address: str, opening: bytes = b"") -> socket.socket:
+    host, port = server.url.rsplit("//", 1)[1].rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((address, 0))
+    sock.settimeout(10)
+    sock.connect((host, int(port)))
+    if opening:
+        sock.sendall(opening)
+    return sock
+
+
+def answer_then_close(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (10 s at most)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while piece := sock.recv(65536):
+            received += piece
+    return received
+
+
+def test_a_request_not_whole_within_request_timeout_gets_408_and_is_closed(limited: ServerProcess) -> None:
+    sock = connect(limited, "127.0.0.10", _HEAD)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(TRICKLE):
+            with contextlib.suppress(OSError):
+                sock.send(b"X")
+
+    dripper = threading.Thread(target=trickle, daemon=True)
+    dripper.start()
+    try:
+        answer = answer_then_close(sock)
+    finally:
+        stop.set()
+        dripper.join(5)
+        sock.close()
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b'"code": "request_timeout"' in answer
+    assert 2 <= took < 4, f"cut after {took:.1f} s with requestTimeout 2"
+
+
+def test_an_address_at_its_connection_cap_gets_429_but_others_are_served(limited: ServerProcess) -> None:
+    busy = [connect(limited, "127.0.0.11", _HEAD) for _ in range(4)]  # each has begun a request
+    try:
+        extra = connect(limited, "127.0.0.11")
+        answer = answer_then_close(extra)
+        extra.close()
+        assert answer.startswith(b"HTTP/1.1 429 "), answer
+        assert b'"code": "too_many_requests"' in answer
+        assert timed_register(limited, "other-address") < ANSWER_WITHIN
+    finally:
+        for sock in busy:
+            sock.close()
+
+
+def test_at_the_cap_an_idle_connection_makes_room_for_a_new_one(limited: ServerProcess) -> None:
+    idle = [connect(limited, "127.0.0.12") for _ in range(4)]
+    try:
+        newcomer = connect(limited, "127.0.0.12", b"GET /api/v4/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200 ")
+        newcomer.close()
+        assert answer_then_close(idle[0]) == b"", "the longest-idle connection was closed"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_an_answer_left_unread_for_idle_timeout_is_dropped(tmp_path: Path) -> None:
+    server = start_server(tmp_path, f"threadPool: {THREADS}\nidleTimeout: 2\n")
+    try:
+        server.add_license(product="cad", floating_users=10)
+        ask = b"GET /api/v4/openapi.json HTTP/1.1\r\nHost: floatkey\r\n\r\n" * 4
+        attack = Attack(server.url, ask, small_window=True)
+        with attack:
+            wait_until(lambda: attack.receiving() == ATTACKERS, timeout=10, what="answers jammed")
+            server.wait_for_log("answers left unread for idleTimeout", timeout=8)
+            assert timed_register(server, "after") < ANSWER_WITHIN
+    finally:
+        server.stop()
