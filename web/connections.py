@@ -36,6 +36,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,6 +233,11 @@ def _no_file(sock: Any, mode: str, bufsize: int) -> None:
 class GuardedConnectionManager(ConnectionManager):
     """cheroot's selector loop, reading and sending for the workers (see the module docstring)."""
 
+    # cheroot's own state, which its type stubs leave out.
+    _selector: Any
+    _stop_requested: bool
+    _remove_invalid_sockets: Callable[[], None]
+
     def __init__(self, server: Any, limits: ClientLimits) -> None:
         super().__init__(server)
         self.limits = limits
@@ -246,17 +252,32 @@ class GuardedConnectionManager(ConnectionManager):
     # --- called by worker threads -------------------------------------------------------
 
     def put(self, conn: GuardedConnection) -> None:
-        """A worker is done with ``conn`` and keeps it open for its next request."""
-        if conn.close_after_answer:
-            conn.close()
-        elif conn.outbuf:
-            self._wait(conn, SENDING, selectors.EVENT_WRITE, time.monotonic() + self.limits.idle_timeout)
-        else:
-            self._next_request(conn)
+        """A worker is done with ``conn`` and keeps it open for its next request.
+
+        cheroot calls this in its worker loop's ``finally``, where an exception would stop
+        the whole server: a failure closes this one connection instead.
+        """
+        try:
+            if conn.close_after_answer:
+                conn.close()
+            elif conn.outbuf:
+                self._wait(conn, SENDING, selectors.EVENT_WRITE, time.monotonic() + self.limits.idle_timeout)
+            else:
+                self._next_request(conn)
+        except Exception:
+            logger.exception("a connection from %s could not be kept open", conn.remote_addr)
+            conn.broken = True
+            conn.close_now()
 
     def close_after_sending(self, conn: GuardedConnection) -> None:
+        """Close ``conn`` once its parked answer has left (a worker's ``close``, same caveat as ``put``)."""
         conn.close_after_flush = True
-        self._wait(conn, SENDING, selectors.EVENT_WRITE, time.monotonic() + self.limits.idle_timeout)
+        try:
+            self._wait(conn, SENDING, selectors.EVENT_WRITE, time.monotonic() + self.limits.idle_timeout)
+        except Exception:
+            logger.exception("the answer to %s could not be finished", conn.remote_addr)
+            conn.broken = True
+            conn.close_now()
 
     def park(self, conn: GuardedConnection, data: memoryview) -> None:
         """Keep what the socket of ``conn`` did not take, within ``OUTPUT_BUDGET``."""
@@ -534,7 +555,7 @@ class GuardedConnectionManager(ConnectionManager):
         except OSError:
             conn.close_now()
 
-    def _expire(self, now: float) -> None:  # type: ignore[override]
+    def _expire(self, now: float) -> None:
         overdue = [
             conn
             for _fd, conn in self._selector.connections
@@ -583,8 +604,9 @@ class GuardedConnectionManager(ConnectionManager):
             self._unregister(conn)
         conn.state = state
         conn.deadline = deadline
-        conn.registered = True
         self._selector.register(conn.socket.fileno(), events, data=conn)
+        # Last: from here on the selector thread owns it and may close it (``_idle``).
+        conn.registered = True
 
     def _unregister(self, conn: GuardedConnection) -> None:
         conn.registered = False
@@ -632,7 +654,7 @@ def _bytes_waiting(sock: Any) -> bool:
     except _WOULD_BLOCK:
         return False
     except OSError:
-        return True  # reset: not worth keeping as idle either way; let the read find out
+        return True  # reset: the selector thread's next read closes it
 
 
 def _tls_context(adapter: Any) -> ssl.SSLContext | None:
@@ -670,6 +692,7 @@ class GuardedServer(CPWSGIServer):
     """CherryPy's WSGI server with ``GuardedConnectionManager`` in place of cheroot's."""
 
     ConnectionClass = GuardedConnection
+    _connections: Any  # cheroot's, left out of its type stubs
 
     def __init__(self, limits: ClientLimits, server_adapter: Any = None) -> None:
         self.limits = limits
@@ -678,7 +701,7 @@ class GuardedServer(CPWSGIServer):
     def prepare(self) -> None:
         raise_file_limit()
         super().prepare()
-        plain = self._connections
+        plain: Any = self._connections
         self._connections = GuardedConnectionManager(self, self.limits)
         plain.close()  # it held nothing but the listening socket, now in the new selector
 
