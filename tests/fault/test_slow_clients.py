@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.fault.support import Client, start_server
 from tests.support.server import ServerProcess, wait_until
+from tests.web.test_tls import self_signed
 
 THREADS = 8
 ATTACKERS = 10 * THREADS
@@ -272,5 +274,36 @@ def test_an_answer_left_unread_for_idle_timeout_is_dropped(tmp_path: Path) -> No
             wait_until(lambda: attack.receiving() == ATTACKERS, timeout=10, what="answers jammed")
             server.wait_for_log("answers left unread for idleTimeout", timeout=8)
             assert timed_register(server, "after") < ANSWER_WITHIN
+    finally:
+        server.stop()
+
+
+def test_silent_connections_to_https_do_not_stall_the_tls_handshakes_of_others(tmp_path: Path) -> None:
+    """cheroot does the TLS handshake in its one selector thread, waiting on the client."""
+    cert, key = self_signed(tmp_path)
+    tls = f"threadPool: {THREADS}\ntls:\n  certificate: {cert}\n  privateKey: {key}\n"
+    server = start_server(tmp_path, tls)
+    try:
+        assert server.url.startswith("https://")
+        answer = requests.post(
+            server.url + "/api/v4/licenses", json={"product": "cad", "floating_users": 10}, verify=str(cert)
+        )
+        assert answer.status_code == 201, answer.text
+        with Attack(server.url, b"") as attack:
+            latencies = []
+            for n in range(ROUNDS):
+                wait_until(lambda n=n: attack.rounds > n, timeout=5, what=f"round {n}")
+                started = time.monotonic()
+                answer = requests.post(  # a new connection: a new handshake
+                    server.url + "/api/v4/register",
+                    json={"product": "cad", "user": f"u{n}"},
+                    verify=str(cert),
+                    timeout=3,
+                )
+                latencies.append(time.monotonic() - started)
+                assert answer.status_code == 200, answer.text
+            held = attack.still_open()
+        assert max(latencies) < ANSWER_WITHIN, f"HTTPS register latencies under attack: {latencies}"
+        assert held == ATTACKERS
     finally:
         server.stop()
