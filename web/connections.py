@@ -148,6 +148,9 @@ class ParkingWriter:
 
     def write(self, data: bytes) -> int:
         conn = self.conn
+        if conn.continue_sent and data.endswith(b" 100 Continue\r\n\r\n"):
+            conn.continue_sent = False  # cheroot's own, after the selector thread's: once is enough
+            return len(data)
         view = memoryview(data)
         if not conn.outbuf:
             view = view[conn.send_some(view) :]
@@ -193,6 +196,8 @@ class GuardedConnection(HTTPConnection):
         self.closed = False
         #: A request of this connection has gone to a worker.
         self.served = False
+        #: The selector thread has answered this request's ``Expect: 100-continue``.
+        self.continue_sent = False
 
     def send_some(self, view: memoryview) -> int:
         """Send what the socket takes now, without waiting; the number of bytes sent."""
@@ -241,7 +246,7 @@ class GuardedConnectionManager(ConnectionManager):
     def __init__(self, server: Any, limits: ClientLimits) -> None:
         super().__init__(server)
         self.limits = limits
-        self._lock = threading.Lock()  # guards the two tallies below, shared with workers
+        self._lock = threading.Lock()  # guards what follows: worker threads close connections too
         self._by_address: dict[Any, set[GuardedConnection]] = {}
         self._parked = 0
         self._cut: collections.Counter[str] = collections.Counter()
@@ -517,6 +522,7 @@ class GuardedConnectionManager(ConnectionManager):
     def _next_request(self, conn: GuardedConnection) -> None:
         now = time.monotonic()
         conn.state = READING
+        conn.continue_sent = False
         if conn.inbuf:  # pipelined: the next request has begun
             conn.first_byte_at = now
             conn.deadline = now + self.limits.request_timeout
@@ -552,6 +558,7 @@ class GuardedConnectionManager(ConnectionManager):
         """``100 Continue`` for a client that waits for it before sending its body."""
         try:
             conn.send_some(memoryview(b"HTTP/1.1 100 Continue\r\n\r\n"))
+            conn.continue_sent = True
         except OSError:
             conn.close_now()
 

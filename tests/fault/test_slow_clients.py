@@ -307,3 +307,20 @@ def test_silent_connections_to_https_do_not_stall_the_tls_handshakes_of_others(t
         assert held == ATTACKERS
     finally:
         server.stop()
+
+
+def test_a_client_that_waits_for_100_continue_gets_it_once_before_its_body_is_read(
+    server: ServerProcess,
+) -> None:
+    """The body is read before a worker sees the request, so the interim answer cannot wait for one."""
+    body = b'{"product": "cad", "user": "patient"}'
+    head = _HEAD + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    sock = connect(server, "127.0.0.1", head)
+    try:
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = sock.recv(65536)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert b"100 Continue" not in answer
