@@ -368,8 +368,11 @@ class GuardedConnectionManager(ConnectionManager):
             server.stats["Accepts"] += 1
         if not self._admit(conn):
             return
-        state = HANDSHAKE if tls is not None else READING
-        self._wait(conn, state, selectors.EVENT_READ, time.monotonic() + self.limits.request_timeout)
+        conn.deadline = time.monotonic() + self.limits.request_timeout
+        if tls is not None:
+            self._wait(conn, HANDSHAKE, selectors.EVENT_READ, conn.deadline)
+        else:
+            self._receive(conn)  # the request has often arrived already: no round through select
 
     def _make_room(self) -> None:
         """Out of descriptors: close the longest-idle connection, or stop accepting for a
