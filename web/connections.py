@@ -277,6 +277,10 @@ class GuardedConnectionManager(ConnectionManager):
     def close_after_sending(self, conn: GuardedConnection) -> None:
         """Close ``conn`` once its parked answer has left (a worker's ``close``, same caveat as ``put``)."""
         conn.close_after_flush = True
+        if self._stop_requested:  # the server is stopping: no one would send the rest
+            conn.broken = True
+            conn.close_now()
+            return
         try:
             self._wait(conn, SENDING, selectors.EVENT_WRITE, time.monotonic() + self.limits.idle_timeout)
         except Exception:

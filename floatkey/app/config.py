@@ -82,7 +82,7 @@ class Settings:
     data_dir: Path = Path("floatkey-data")
     host: str = "0.0.0.0"
     port: int = 8080
-    #: HTTP worker threads; each request in progress holds one (idle keep-alive connections don't).
+    #: HTTP worker threads; each request in progress holds one (idle or slow connections don't).
     thread_pool: int = 64
     #: ``auto`` pins the server process to one CPU (the highest-numbered it may use that no
     #: other process is pinned to),
