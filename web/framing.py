@@ -40,6 +40,8 @@ class Framing:
 
 #: Longest chunk-size line (hex digits and extensions) accepted while looking for its end.
 _CHUNK_LINE = 1024
+#: A chunked body may take this many times ``max_body`` on the wire, framing included.
+_CHUNKED_OVERHEAD = 2
 
 
 class Framer:
@@ -122,6 +124,9 @@ class Framer:
         return None
 
     def _check_chunks(self, buf: bytes | bytearray) -> Framing | None:
+        if len(buf) - self.head_end > _CHUNKED_OVERHEAD * self.max_body + _CHUNK_LINE:
+            # Tiny chunks with long extensions: a body within the limit in bytes without end.
+            return Framing(Action.BODY_TOO_LARGE, self.head_end)
         pos = self._chunk_pos
         while True:
             eol = buf.find(b"\r\n", pos, pos + _CHUNK_LINE)

@@ -100,3 +100,11 @@ def test_reset_starts_the_next_request():
     f.reset()
     second = b"GET / HTTP/1.1\r\n\r\n"
     assert f.check(second) == Framing(Action.REQUEST, len(second), len(second))
+
+
+def test_a_chunked_body_that_is_mostly_framing_is_refused_however_small_its_content():
+    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    chunk = b"1;" + b"x" * 900 + b"\r\na\r\n"  # one byte of body, 900 of extension
+    decision = framer(max_body=1000).check(head + chunk * 4)
+    assert decision == Framing(Action.BODY_TOO_LARGE, len(head))
+    assert framer(max_body=1000).check(head + chunk * 2) is None  # still within twice the limit
