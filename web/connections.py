@@ -181,6 +181,7 @@ class GuardedConnection(HTTPConnection):
         self.framer = Framer(limits.max_header_size, limits.max_body_size, DRAIN_LIMIT)
         self.state = READING
         self.registered = False
+        self.events = 0  # what the selector watches for while registered
         self.deadline = 0.0
         #: When the current request's first byte arrived (None: none of it yet).
         self.first_byte_at: float | None = None
@@ -614,10 +615,13 @@ class GuardedConnectionManager(ConnectionManager):
     # --- helpers ------------------------------------------------------------------------
 
     def _wait(self, conn: GuardedConnection, state: str, events: int, deadline: float) -> None:
-        if conn.registered:
-            self._unregister(conn)
         conn.state = state
         conn.deadline = deadline
+        if conn.registered:
+            if conn.events == events:
+                return  # already waiting for that: spare the two system calls
+            self._unregister(conn)
+        conn.events = events
         self._selector.register(conn.socket.fileno(), events, data=conn)
         # Last: from here on the selector thread owns it and may close it (``_idle``).
         conn.registered = True

@@ -27,6 +27,8 @@ from tests.fault.support import Client, start_server
 from tests.support.server import ServerProcess, wait_until
 from tests.web.test_tls import self_signed
 
+pytestmark = pytest.mark.timeout(120)
+
 THREADS = 8
 ATTACKERS = 10 * THREADS
 ADDRESSES = [f"127.0.0.{n}" for n in range(2, 10)]
