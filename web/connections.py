@@ -254,6 +254,8 @@ class GuardedConnectionManager(ConnectionManager):
         self._cut_addresses: collections.Counter[Any] = collections.Counter()
         self._last_report = float("-inf")
         self._accept_paused_until = 0.0
+        #: ``OUTPUT_BUDGET``, an attribute so that a test can make it small.
+        self.output_budget = OUTPUT_BUDGET
 
     # --- called by worker threads -------------------------------------------------------
 
@@ -290,9 +292,9 @@ class GuardedConnectionManager(ConnectionManager):
             conn.close_now()
 
     def park(self, conn: GuardedConnection, data: memoryview) -> None:
-        """Keep what the socket of ``conn`` did not take, within ``OUTPUT_BUDGET``."""
+        """Keep what the socket of ``conn`` did not take, within ``output_budget``."""
         with self._lock:
-            over = self._parked > 0 and self._parked + len(data) > OUTPUT_BUDGET
+            over = self._parked > 0 and self._parked + len(data) > self.output_budget
             if not over:
                 self._parked += len(data)
         if over:
