@@ -49,9 +49,11 @@ ERRORS = (
     (403, "role may not, or a foreign web page"),
     (404, "not found"),
     (413, "body too large"),
+    (414, "request line over maxHeaderSize"),
     (415, "body not declared JSON"),
     (421, "host name not served (allowedHosts)"),
     (429, "throttled"),
+    (431, "request line and headers over maxHeaderSize"),
     (503, "overloaded, or the data directory refused the change"),
 )
 

@@ -13,6 +13,7 @@ from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.connections import ClientLimits, GuardedServer
 from floatkey.web.guards import Guards, guard_request
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
@@ -65,6 +66,8 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     auth = AuthWeb(settings, fk)
     mount(fk, settings, auth.routes(), auth.config())
     cherrypy.config.update(server_config(settings))
+    # After the update: the server reads its socket settings when it is built.
+    cherrypy.server.instance = GuardedServer(ClientLimits.from_settings(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()

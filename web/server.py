@@ -280,8 +280,8 @@ def server_config(settings: Settings) -> dict[str, Any]:
         "server.thread_pool": settings.thread_pool,
         "server.socket_queue_size": 512,
         "server.max_request_body_size": 0,
-        "server.socket_timeout": 30,
-        "server.instance": "floatkey.web.wire.FloatkeyServer",
+        # Read by floatkey's connection manager only for the HTTP/1.0 Keep-Alive header.
+        "server.socket_timeout": settings.idle_timeout,
         "engine.autoreload.on": False,
         "checker.on": False,
         "log.screen": False,

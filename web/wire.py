@@ -6,9 +6,8 @@ line or header, an oversized header, a timeout. It writes those with
 It also keeps the last of several ``Content-Length`` headers, so that a request with two
 different lengths waits for bytes that never come; here that is refused at once.
 
-The classes are installed with ``server.instance`` (see ``server_config``): a subclass
-of CherryPy's server whose connections use ``FloatkeyRequest``. Nothing in cheroot is
-patched.
+``FloatkeyRequest`` is the request class of floatkey's connections
+(``GuardedConnection`` in web/connections.py). Nothing in cheroot is patched.
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
-import cherrypy
 from cheroot import errors
-from cheroot.server import HeaderReader, HTTPConnection
-from cherrypy._cpwsgi_server import CPWSGIHTTPRequest, CPWSGIServer
+from cheroot.server import HeaderReader
+from cherrypy._cpwsgi_server import CPWSGIHTTPRequest
 
 from floatkey.errors import FloatkeyError
 
@@ -124,15 +122,3 @@ class FloatkeyRequest(CPWSGIHTTPRequest):
         except OSError as ex:
             if ex.args[0] not in errors.socket_errors_to_ignore:
                 raise
-
-
-class FloatkeyConnection(HTTPConnection):
-    RequestHandlerClass = FloatkeyRequest
-
-
-class FloatkeyServer(CPWSGIServer):
-    """CherryPy's WSGI server with floatkey's connections; ``server.instance`` names it."""
-
-    def __init__(self, server_adapter: Any = cherrypy.server) -> None:
-        super().__init__(server_adapter)
-        self.ConnectionClass = FloatkeyConnection

@@ -85,7 +85,7 @@ class Settings:
     #: Host names served (the request's Host header); IP addresses are always served.
     #: Empty: localhost and this machine's host name and FQDN; ``*``: any (no DNS-rebinding guard).
     allowed_hosts: tuple[str, ...] = ()
-    #: HTTP worker threads; each request in progress holds one (idle keep-alive connections don't).
+    #: HTTP worker threads; each request in progress holds one (idle or slow connections don't).
     thread_pool: int = 64
     #: ``auto`` pins the server process to one CPU (the highest-numbered it may use that no
     #: other process is pinned to),
@@ -93,6 +93,17 @@ class Settings:
     cpu_affinity: str | int = field(default="auto", metadata={"expect": "auto, all or a CPU number"})
     #: Largest accepted request body, in bytes.
     max_body_size: int = 64 * 1024
+    #: Largest request line plus headers, in bytes; more is refused with 431.
+    max_header_size: int = 16 * 1024
+    #: Seconds a request may take to arrive whole (request line, headers and body) from its
+    #: first byte; a new connection must also send its first byte within it. Slower: 408, closed.
+    request_timeout: float = 10.0
+    #: Seconds a keep-alive connection may wait for its next request, and a client may leave
+    #: its answer unread, before the connection is closed.
+    idle_timeout: float = 30.0
+    #: Open connections per client address. At the limit a new one closes that address's
+    #: longest-idle connection, or is refused (429) when none is idle.
+    max_connections_per_address: int = 256
     #: Seconds a request waits for an actor before it fails with 503.
     actor_timeout: float = 10.0
     #: Seconds between sweeps that free seats whose timeout or borrow has passed.
@@ -226,6 +237,14 @@ def _check(s: Settings, source: str) -> None:
         raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity}")
     if s.max_body_size < 1024:
         raise bad("maxBodySize", "must be at least 1024 bytes")
+    if s.max_header_size < 1024:
+        raise bad("maxHeaderSize", "must be at least 1024 bytes")
+    if s.request_timeout <= 0:
+        raise bad("requestTimeout", "must be more than 0 seconds")
+    if s.idle_timeout <= 0:
+        raise bad("idleTimeout", "must be more than 0 seconds")
+    if s.max_connections_per_address < 1:
+        raise bad("maxConnectionsPerAddress", "must be at least 1")
     if s.actor_timeout <= 0:
         raise bad("actorTimeout", "must be more than 0 seconds")
     if s.expiry_sweep_interval <= 0:
