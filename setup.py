@@ -35,6 +35,9 @@ setup(
         # pykka 4 brings typed proxies and the ActorRegistry listener lookups we use.
         "pykka>=4.0,<5",
         "cherrypy>=18.8,<19",
+        # web/connections.py subclasses cheroot's connection manager and uses some of its
+        # private members: a new major version must be checked before it is allowed.
+        "cheroot>=11.1,<12",
         "pyjwt>=2.8,<3",
         "lmdb>=1.4,<4",
         "msgpack>=1.0.4,<2",
