@@ -22,6 +22,24 @@ from floatkey.auth import client_address
 from floatkey.errors import ConfigError
 
 
+def setting(
+    default: Any,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    unit: str = "",
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A setting with its constraint, checked by ``check_bounds`` with an error naming the key.
+
+    ``at_least``/``at_most`` are inclusive bounds, ``above`` exclusive; ``unit`` words the
+    error ("seconds", "bytes"); ``choices`` lists the allowed strings (case-insensitive).
+    """
+    bounds = {"at_least": at_least, "above": above, "at_most": at_most, "unit": unit, "choices": choices}
+    return field(default=default, metadata={k: v for k, v in bounds.items() if v not in (None, "")})
+
+
 @dataclass(frozen=True)
 class HardwareKeySettings:
     """How the server finds and trusts hardware keys (see docs/hardware-keys.md)."""
@@ -39,9 +57,9 @@ class HardwareKeySettings:
     #: Readers whose name contains one of these strings are ignored.
     ignore_readers: tuple[str, ...] = ()
     #: Seconds between full re-verifications (certificate and signature) of a key.
-    verify_interval: float = 60.0
+    verify_interval: float = setting(60.0, above=0, unit="seconds")
     #: Upper bound, in seconds, of any single PC/SC call.
-    pcsc_timeout: float = 2.0
+    pcsc_timeout: float = setting(2.0, above=0, unit="seconds")
 
 
 @dataclass(frozen=True)
@@ -49,14 +67,14 @@ class AuthSettings:
     """Authentication mode (``userAuthentication``)."""
 
     #: Lifetime of a login token, in seconds.
-    token_lifetime: int = 8 * 3600
+    token_lifetime: int = setting(8 * 3600, at_least=60, unit="seconds")
     #: One-time password of the first admin (user ``admin``), only used while no user exists.
     #: It must be changed at first login.
     initial_admin_password: str | None = None
     #: Failed logins allowed per user and per client address within ``throttle_window``.
-    max_failed_logins: int = 5
+    max_failed_logins: int = setting(5, at_least=1)
     #: Seconds a throttle window lasts.
-    throttle_window: int = 300
+    throttle_window: int = setting(300, at_least=1, unit="seconds")
     #: Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
     #: address that logins are throttled by; from anyone else the header is ignored.
     trusted_proxies: tuple[str, ...] = ()
@@ -81,36 +99,36 @@ class Settings:
     #: Folder of the LMDB environment and the token secret, created owner-only.
     data_dir: Path = Path("floatkey-data")
     host: str = "0.0.0.0"
-    port: int = 8080
+    port: int = setting(8080, at_least=0, at_most=65535)
     #: Host names served (the request's Host header); IP addresses are always served.
     #: Empty: localhost and this machine's host name and FQDN; ``*``: any (no DNS-rebinding guard).
     allowed_hosts: tuple[str, ...] = ()
     #: HTTP worker threads; each request in progress holds one (idle or slow connections don't).
-    thread_pool: int = 64
+    thread_pool: int = setting(64, at_least=1)
     #: ``auto`` pins the server process to one CPU (the highest-numbered it may use that no
     #: other process is pinned to),
     #: ``all`` lets the kernel place it on any, a number pins to that CPU. See affinity.py.
     cpu_affinity: str | int = field(default="auto", metadata={"expect": "auto, all or a CPU number"})
     #: Largest accepted request body, in bytes.
-    max_body_size: int = 64 * 1024
+    max_body_size: int = setting(64 * 1024, at_least=1024, unit="bytes")
     #: Largest request line plus headers, in bytes; more is refused with 431.
-    max_header_size: int = 16 * 1024
+    max_header_size: int = setting(16 * 1024, at_least=1024, unit="bytes")
     #: Seconds a request may take to arrive whole (request line, headers and body) from its
     #: first byte; a new connection must also send its first byte within it. Slower: 408, closed.
-    request_timeout: float = 10.0
+    request_timeout: float = setting(10.0, above=0, unit="seconds")
     #: Seconds a keep-alive connection may wait for its next request, and a client may leave
     #: its answer unread, before the connection is closed.
-    idle_timeout: float = 30.0
+    idle_timeout: float = setting(30.0, above=0, unit="seconds")
     #: Open connections per client address. At the limit a new one closes that address's
     #: longest-idle connection, or is refused (429) when none is idle.
-    max_connections_per_address: int = 256
+    max_connections_per_address: int = setting(256, at_least=1)
     #: Seconds a request waits for an actor before it fails with 503.
-    actor_timeout: float = 10.0
+    actor_timeout: float = setting(10.0, above=0, unit="seconds")
     #: Seconds between sweeps that free seats whose timeout or borrow has passed.
-    expiry_sweep_interval: float = 1.0
+    expiry_sweep_interval: float = setting(1.0, above=0, unit="seconds")
     #: Largest size, in bytes, the LMDB data file may grow to.
-    map_size: int = 1 << 30
-    log_level: str = "INFO"
+    map_size: int = setting(1 << 30, at_least=1 << 20, unit="bytes")
+    log_level: str = setting("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     #: Exit the process (status 75) instead of answering hardware_key_not_accessible.
     crash_if_no_hardware_key: bool = False
     user_authentication: bool = False
@@ -212,57 +230,64 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")
 
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _HOST_NAME = re.compile(
     r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
 )
 
 
+def check_bounds(settings: Any, source: str, prefix: str = "") -> None:
+    """Check every setting against the constraint its field declares (``setting``)."""
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        key = prefix + yaml_key(f.name)
+        if dataclasses.is_dataclass(value):
+            check_bounds(value, source, key + ".")
+            continue
+        why = _out_of_bounds(value, f.metadata)
+        if why is not None:
+            raise ConfigError(f"{source}: {key}: {why}")
+
+
+def _out_of_bounds(value: Any, meta: Any) -> str | None:
+    unit = f" {meta['unit']}" if "unit" in meta else ""
+    if "choices" in meta and str(value).upper() not in meta["choices"]:
+        return f"must be one of {', '.join(meta['choices'])}, not {value!r}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if "at_least" in meta and "at_most" in meta and not meta["at_least"] <= value <= meta["at_most"]:
+        return (
+            f"must be between {_num(meta['at_least'])} and {_num(meta['at_most'])}{unit}, not {_num(value)}"
+        )
+    if "at_least" in meta and value < meta["at_least"]:
+        return f"must be at least {_num(meta['at_least'])}{unit}, not {_num(value)}"
+    if "above" in meta and value <= meta["above"]:
+        return f"must be more than {_num(meta['above'])}{unit}, not {_num(value)}"
+    if "at_most" in meta and value > meta["at_most"]:
+        return f"must be at most {_num(meta['at_most'])}{unit}, not {_num(value)}"
+    return None
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _check(s: Settings, source: str) -> None:
+    """The constraints no single field can state: formats, and settings that go together."""
+
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"{source}: {key}: {why}")
 
-    if not 0 <= s.port <= 65535:
-        raise bad("port", f"must be between 0 and 65535, not {s.port}")
+    check_bounds(s, source)
+
     if not re.fullmatch(r"[0-9A-Za-z.:\-\[\]]+", s.host):
         raise bad("host", f"{s.host!r} is not a host name or address")
     for name in s.allowed_hosts:
         if name != "*" and not _HOST_NAME.fullmatch(name):
             raise bad("allowedHosts", f"{name!r} is not a host name (no scheme, port or path; '*' for any)")
-    if s.thread_pool < 1:
-        raise bad("threadPool", "must be at least 1")
     if isinstance(s.cpu_affinity, str) and s.cpu_affinity not in ("auto", "all"):
         raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity!r}")
     if isinstance(s.cpu_affinity, int) and s.cpu_affinity < 0:
         raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity}")
-    if s.max_body_size < 1024:
-        raise bad("maxBodySize", "must be at least 1024 bytes")
-    if s.max_header_size < 1024:
-        raise bad("maxHeaderSize", "must be at least 1024 bytes")
-    if s.request_timeout <= 0:
-        raise bad("requestTimeout", "must be more than 0 seconds")
-    if s.idle_timeout <= 0:
-        raise bad("idleTimeout", "must be more than 0 seconds")
-    if s.max_connections_per_address < 1:
-        raise bad("maxConnectionsPerAddress", "must be at least 1")
-    if s.actor_timeout <= 0:
-        raise bad("actorTimeout", "must be more than 0 seconds")
-    if s.expiry_sweep_interval <= 0:
-        raise bad("expirySweepInterval", "must be more than 0 seconds")
-    if s.map_size < 1 << 20:
-        raise bad("mapSize", "must be at least 1 MiB")
-    if s.log_level.upper() not in _LOG_LEVELS:
-        raise bad("logLevel", f"must be one of {', '.join(_LOG_LEVELS)}")
-    if s.hardware_key.pcsc_timeout <= 0:
-        raise bad("hardwareKey.pcscTimeout", "must be more than 0 seconds")
-    if s.hardware_key.verify_interval <= 0:
-        raise bad("hardwareKey.verifyInterval", "must be more than 0 seconds")
-    if s.auth.token_lifetime < 60:
-        raise bad("auth.tokenLifetime", "must be at least 60 seconds")
-    if s.auth.max_failed_logins < 1:
-        raise bad("auth.maxFailedLogins", "must be at least 1")
-    if s.auth.throttle_window < 1:
-        raise bad("auth.throttleWindow", "must be at least 1 second")
     try:
         client_address.networks(s.auth.trusted_proxies)
     except ValueError as exc:

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,38 @@ def test_allowed_hosts_take_names_and_a_star(tmp_path):
     path = tmp_path / "f.yaml"
     path.write_text("allowedHosts: [licenses.example.com, lic-1, 'fk.local.', '*']\n")
     assert config.load(path).allowed_hosts == ("licenses.example.com", "lic-1", "fk.local.", "*")
+
+
+def test_every_numeric_setting_declares_its_bounds_on_its_field():
+    """Constraints live on the fields (``setting``), so none can be forgotten in a list."""
+    import dataclasses
+
+    def numeric(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or f.name in ("hardware_key", "auth", "tls"):
+                continue
+            if f.type in ("int", "float") and f.name != "cpu_affinity":
+                yield prefix + f.name, f
+
+    for name, f in [
+        *numeric(config.Settings),
+        *numeric(config.HardwareKeySettings, "hardwareKey."),
+        *numeric(config.AuthSettings, "auth."),
+    ]:
+        assert {"at_least", "above", "at_most"} & set(f.metadata), f"{name} has no bounds"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hardwareKey:\n  pcscTimeout: 0\n", "hardwareKey.pcscTimeout: must be more than 0 seconds, not 0"),
+        ("auth:\n  tokenLifetime: 59\n", "auth.tokenLifetime: must be at least 60 seconds, not 59"),
+        ("logLevel: loud\n", "logLevel: must be one of DEBUG, INFO, WARNING, ERROR, not 'loud'"),
+        ("mapSize: 1000\n", "mapSize: must be at least 1048576 bytes, not 1000"),
+    ],
+)
+def test_bounds_of_nested_settings_name_the_full_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.load(path)
