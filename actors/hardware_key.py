@@ -1,7 +1,7 @@
 """The hardware-key actor: the only code in floatkey that talks to PC/SC.
 
 It watches readers and cards, opens each card exclusively, checks that it is a valid key
-(hardware-key.md, "What valid means"), keeps the connection open (nobody else can then
+(what docs/hardware-keys.md calls valid), keeps the connection open (nobody else can then
 reset or talk to the card behind its back), re-verifies every ``verify_interval`` seconds,
 and broadcasts ``key_connected`` / ``key_disconnected`` to :class:`HardwareKeyListener`\\ s.
 

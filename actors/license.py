@@ -163,7 +163,7 @@ class Sweep(LicenseMessage[None]):
 
 @dataclass(frozen=True, slots=True)
 class LicenseObject(LicenseMessage[dict[str, Any]]):
-    """The license object of api.md."""
+    """The license object of docs/api.md."""
 
     durable: ClassVar[bool] = False
 

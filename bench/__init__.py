@@ -1,1 +1,1 @@
-"""Benchmarks of quality.md: ``python -m bench.run`` (see docs/benchmarks.md)."""
+"""Benchmarks of the quality bars: ``python -m bench.run`` (see docs/benchmarks.md)."""

@@ -1,4 +1,4 @@
-"""The ceiling of quality.md: a bare CherryPy handler that parses the JSON body and answers
+"""The ceiling of the register benchmark: a bare CherryPy handler that parses the JSON body and answers
 a small JSON object, on the same server settings (thread pool, socket queue, logging off,
 CPU pinning) as floatkey.
 

@@ -6,9 +6,9 @@ Everything runs through the real PC/SC stack: the benchmark starts its own
 since every floatkey server grabs every PIV card it sees), a vendor CA in a temporary
 folder, a virtual key (``python -m floatkey virtual-key`` in vpcd's first reader, a process
 of its own) certified by that CA, and a floatkey server configured with the CA and the
-key's PIN. Every key-bound request goes through the per-action live check of
-hardware-key.md §3-4 (``KeyGate``: one APDU round on the card answers every request that
-arrived before it started).
+key's PIN. Every key-bound request goes through the per-action live check
+(``KeyGate``, floatkey/hardware/gate.py: one APDU round on the card answers every request
+that arrived before it started).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.support.pcsc import (
 )
 from tests.support.server import wait_until
 
-#: quality.md: key-bound throughput at least this share of the plain license's.
+#: docs/benchmarks.md: key-bound throughput at least this share of the plain license's.
 RATIO_GOAL = 0.8
 KEY_SERIAL = 31415926
 KEY_PORT = 35963

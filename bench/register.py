@@ -11,7 +11,7 @@ from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import Process, ServerSettings, ceiling_server, floatkey_server, server_lines
 from bench.report import Report
 
-#: quality.md: register throughput at least this share of the ceiling's.
+#: docs/benchmarks.md: register throughput at least this share of the ceiling's.
 RATIO_GOAL = 0.8
 P99_GOAL_MS = 50.0
 PRODUCT = "bench"

@@ -1,4 +1,4 @@
-"""Run the benchmarks of quality.md and print machine, versions, figures and ratios.
+"""Run the benchmarks of the quality bars (docs/benchmarks.md): machine, versions, figures, ratios.
 
     python -m bench.run            # the full run (a few minutes)
     python -m bench.run --quick    # a smoke run (under a minute), figures are rough

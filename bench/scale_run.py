@@ -1,4 +1,4 @@
-"""The scale scenario of quality.md, run: seed, restart, measure memory, load through a wave."""
+"""The scale scenario of the benchmarks, run: seed, restart, measure memory, load through a wave."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Domain errors: each carries an api.md error code, an HTTP status and a sentence."""
+"""Domain errors: each carries an error code of docs/api.md, an HTTP status and a sentence."""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: HTTP status of every error code in api.md.
+#: HTTP status of every error code in docs/api.md.
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_json": 400,
     "malformed_request": 400,
@@ -45,7 +45,7 @@ STATUS_BY_CODE: dict[str, int] = {
 class FloatkeyError(Exception):
     """An error a client or operator can act on.
 
-    ``code`` is one of api.md's error codes; ``message`` is a sentence for a person.
+    ``code`` is one of docs/api.md's error codes; ``message`` is a sentence for a person.
     """
 
     def __init__(self, code: str, message: str, **extra: Any) -> None:

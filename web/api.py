@@ -1,4 +1,4 @@
-"""The routes of api.md, with the role each needs and the schemas the OpenAPI document shows."""
+"""The routes of docs/api.md, with the role each needs and the schemas the OpenAPI document shows."""
 
 from __future__ import annotations
 

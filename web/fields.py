@@ -1,4 +1,4 @@
-"""Reading the fields of a request body for the client routes (api.md)."""
+"""Reading the fields of a request body for the client routes (docs/api.md)."""
 
 from __future__ import annotations
 

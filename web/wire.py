@@ -2,7 +2,7 @@
 
 cheroot answers some requests itself, before CherryPy sees them: a malformed request
 line or header, an oversized header, a timeout. It writes those with
-``HTTPRequest.simple_response`` as plain text; here they get api.md's JSON error shape.
+``HTTPRequest.simple_response`` as plain text; here they get docs/api.md's JSON error shape.
 It also keeps the last of several ``Content-Length`` headers, so that a request with two
 different lengths waits for bytes that never come; here that is refused at once.
 

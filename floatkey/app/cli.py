@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     add = lic_sub.add_parser("add", help="add a license")
     _target_args(add)
     add.add_argument("--product", required=True, help="product short code")
-    add.add_argument("--policy", type=Path, help="JSON file of further policy fields (api.md)")
+    add.add_argument("--policy", type=Path, help="JSON file of further policy fields (docs/api.md)")
     for name, kind in _POLICY_FLAGS.items():
         add.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
     add.add_argument(

@@ -221,7 +221,7 @@ class Floatkey:
     def register(
         self, product: str, user: str, *, license_id: int | None = None, client: ClientInfo = NO_CLIENT
     ) -> dict[str, Any]:
-        """Take or refresh ``user``'s floating seat; answers the register answer of api.md."""
+        """Take or refresh ``user``'s floating seat; answers the register answer of docs/api.md."""
         return self._act(product, license_id, "registering user", lic.Register(user, client))
 
     def borrow(
@@ -283,7 +283,7 @@ class Floatkey:
     # Administration
 
     def add_license(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Add a license from an administrator's policy fields (api.md, ``POST /licenses``)."""
+        """Add a license from an administrator's policy fields (docs/api.md, ``POST /licenses``)."""
         policy = policy_from_fields(fields)
         serial = inputs.text(fields, "hardware_key_serial", max_length=20)
         if serial is not None and not serial.isdigit():
@@ -344,7 +344,7 @@ class Floatkey:
         }
 
     def hardware_key_status(self) -> dict[str, Any]:
-        """The key subsystem's state (hardware-key.md): identity, PC/SC, and every key seen."""
+        """The key subsystem's state (docs/hardware-keys.md): identity, PC/SC, and every key seen."""
         status: dict[str, Any] = {"pcsc": "unavailable", "keys": []}
         if self._key_actor is not None:
             status = self._get(self._key_actor.status())
@@ -354,7 +354,7 @@ class Floatkey:
 
     @property
     def hardware_id(self) -> str:
-        """The key serial standing for this server, or the machine's own ID (hardware-key.md)."""
+        """The key serial standing for this server, or the machine's own ID (docs/hardware-keys.md)."""
         return self._identity.current
 
     # Plumbing

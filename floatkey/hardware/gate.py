@@ -40,7 +40,7 @@ class NoKeys:
 class KeyGate:
     """Answers "is the key valid NOW?" for many request threads at once.
 
-    Freshness and coalescing (hardware-key.md §4): a check must start after the request
+    Freshness and coalescing: a check must start after the request
     arrived; requests that arrive while a check runs wait for the next check, which then
     answers them all with one live APDU round on the card. Thread-safe; not an actor.
     """

@@ -3,7 +3,7 @@
 Pure code: nothing here talks to PC/SC. Functions that exchange APDUs take a
 ``transmit(apdu) -> (data, sw)`` callable, so the same code runs against a real card
 (through the hardware-key actor), the virtual key, or a list of canned answers in a test.
-The facts come from docs/hardware-keys.md and NIST SP 800-73-4 part 2.
+The facts come from NIST SP 800-73-4 part 2 and Yubico's PIV documentation.
 """
 
 from __future__ import annotations
@@ -397,7 +397,7 @@ def validate(
     pin: str | None,
     refused_pin: Container[str] = (),
 ) -> Verdict:
-    """Check a key per hardware-key.md "What valid means".
+    """Check a key: valid as docs/hardware-keys.md defines it.
 
     ``refused_pin`` holds the serials of keys that already refused this PIN: it is then not
     sent to them again (three wrong PINs block a YubiKey), and they stay invalid.

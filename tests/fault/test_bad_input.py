@@ -1,4 +1,4 @@
-"""Bad input: a 4xx with the error shape, never a 500, never a changed state (quality.md).
+"""Bad input: a 4xx with the error shape, never a 500, never a changed state.
 
 A license with seats, a borrow and consumptions is seeded; each bad request must leave
 every license and every seat exactly as they were.

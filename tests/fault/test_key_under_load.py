@@ -1,4 +1,4 @@
-"""The key under load (quality.md, "The key under load"), through pcscd and a virtual key.
+"""The key under load, through pcscd and a virtual key.
 
 (a) Keep-alive client threads load a key-bound and a plain license; the key is pulled
 mid-load. Once pcscd sees the reader empty (``KeyRack.pull`` returns), no key-bound action

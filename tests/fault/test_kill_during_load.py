@@ -1,5 +1,5 @@
 """kill -9 during load: every acknowledged register, borrow and consumption survives the
-restart, and no operation is half-applied (quality.md, "Nothing acknowledged is lost").
+restart, and no operation is half-applied.
 
 Each worker thread owns a few users and one consumption amount (a power of two, so any
 set of them sums to a unique total). It records what the server acknowledged and the one

@@ -1,4 +1,4 @@
-"""Slow or idle clients cost a legitimate client under 1 s (quality.md, Security).
+"""Slow or idle clients cost a legitimate client under 1 s (docs/operations.md, "Slow clients and limits").
 
 Ten attacker connections per worker thread (``threadPool`` 8 here, 80 attackers) from
 several loopback addresses (Linux routes all of 127/8 to ``lo``) trickle their headers,
