@@ -28,6 +28,9 @@ class Route:
     response: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     status: int = 200
     tags: tuple[str, ...] = ()
+    #: A Bearer token other than a user's that the route also accepts in authentication
+    #: mode, checked in constant time (the scrape token of /metrics); None: none.
+    token_check: Callable[[str], bool] | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
