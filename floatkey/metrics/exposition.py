@@ -106,7 +106,7 @@ def record_request(metrics: Metrics) -> None:
     request = cherrypy.serving.request
     seconds = time.perf_counter() - request.floatkey_started
     matched: Route | None = getattr(request, "floatkey_route", None)
-    status = int(str(cherrypy.serving.response.status)[:3])
+    status = int(str(cherrypy.serving.response.status or 500)[:3])
     if matched is None:
         metrics.request(UNMATCHED, UNMATCHED, status, seconds)
     else:
