@@ -20,6 +20,7 @@ setup(
         "floatkey.auth",
         "floatkey.hardware",
         "floatkey.rules",
+        "floatkey.metrics",
         "floatkey.actors",
         "floatkey.web",
         "floatkey.storage",
@@ -52,6 +53,9 @@ setup(
         "cryptography>=42,<49",
         # PC/SC access to hardware keys (built against libpcsclite-dev on Linux).
         "pyscard>=2.0,<3",
+        # GET /metrics: the Prometheus text format (escaping, histograms, custom collectors
+        # read at scrape time) from the reference client instead of hand-written text.
+        "prometheus_client>=0.20,<1",
     ],
     extras_require={
         "test": [

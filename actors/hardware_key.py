@@ -137,6 +137,15 @@ class HardwareKeyActor(pykka.ThreadingActor):
                 self._probe(slot)
         return self._keys()
 
+    def verification_ages(self) -> dict[str, float]:
+        """Seconds since each key's last full verification (certificate and signature)."""
+        now = time.monotonic()
+        return {
+            s.serial: now - s.verified_at
+            for s in self._slots.values()
+            if s.present and s.serial is not None and s.verified_at > 0
+        }
+
     # --- messages from the watcher and the connect workers ---
 
     def on_receive(self, message: Any) -> Any:
@@ -305,6 +314,7 @@ class HardwareKeyProxy(ActorMemberMixin, pykka.ActorProxy[HardwareKeyActor]):
 
     status = proxy_method(HardwareKeyActor.status)
     live_check = proxy_method(HardwareKeyActor.live_check)
+    verification_ages = proxy_method(HardwareKeyActor.verification_ages)
 
 
 def hardware_key_proxy(ref: pykka.ActorRef[HardwareKeyActor]) -> HardwareKeyProxy:

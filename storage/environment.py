@@ -22,6 +22,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,8 @@ class Storage:
         self._inflight_callbacks: list[tuple[int, Callable[[str | None], Any]]] = []
         self._taken_seq = 0
         self._closing = False
+        #: ``on_commit(writes, seconds)`` after each commit (metrics); on the writer thread.
+        self.on_commit: Callable[[int, float], Any] | None = None
         self._writer = threading.Thread(target=self._write_loop, name="storage-writer", daemon=True)
         self._writer.start()
 
@@ -235,7 +238,9 @@ class Storage:
                 self._inflight_done = done
                 self._inflight_callbacks = callbacks
                 self._taken_seq = batch[-1][0]
+            started = time.perf_counter()
             failed = self._commit(batch)
+            seconds = time.perf_counter() - started
             with self._lock:
                 if failed:
                     self._remember(failed)
@@ -248,6 +253,15 @@ class Storage:
                     callback(failed.get(seq) if failed else None)
                 except Exception:
                     logger.exception("a commit callback failed")
+            if self.on_commit is not None:  # after the waiters are woken: off their path
+                self._report_commit(len(batch), seconds)
+
+    def _report_commit(self, writes: int, seconds: float) -> None:
+        assert self.on_commit is not None
+        try:
+            self.on_commit(writes, seconds)
+        except Exception:
+            logger.exception("recording a commit failed")  # the writer must live on
 
     def _remember(self, failed: dict[int, str]) -> None:
         """Keep why writes failed. Past FAILED_KEPT the oldest are forgotten, down to half,

@@ -41,6 +41,9 @@ class Route:
     #: A GET that changes nothing: HEAD answers it without the body. A GET that changes
     #: state (the V1 shapes ``addProduct``, ``unregister/all``...) refuses HEAD with 405.
     head: bool = False
+    #: A Bearer token other than a user's that the route also accepts in authentication
+    #: mode, checked in constant time (the scrape token of /metrics); None: none.
+    token_check: Callable[[str], bool] | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:

@@ -11,6 +11,7 @@ import cherrypy
 from floatkey.app import affinity
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
+from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
 from floatkey.web.connections import ClientLimits, GuardedServer
@@ -62,9 +63,14 @@ def freeze_start_up_objects() -> int:
 def serve(settings: Settings, fk: Floatkey) -> None:
     """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
     affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
+    # Before the actors start: an unreadable scrape token stops here, with its message.
+    metrics = [exposition.route(settings)] if settings.metrics.enabled else []
     fk.start()  # before the engine: a data directory error stops here, with its message
     auth = AuthWeb(settings, fk)
-    mount(fk, settings, auth.routes(), auth.config())
+    config = auth.config()
+    if settings.metrics.enabled:
+        config["/"].update(exposition.tool_config(fk.metrics))
+    mount(fk, settings, auth.routes() + metrics, config)
     cherrypy.config.update(server_config(settings))
     # After the update: the server reads its socket settings when it is built.
     cherrypy.server.instance = GuardedServer(ClientLimits.from_settings(settings))

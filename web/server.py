@@ -195,6 +195,7 @@ def render(result: Any) -> bytes:
 
 
 def error_body(error: FloatkeyError) -> bytes:
+    cherrypy.serving.request.floatkey_error_code = error.code  # refusals by code (metrics)
     response = cherrypy.serving.response
     response.status = error.status
     response.headers["Content-Type"] = JSON_TYPE

@@ -93,6 +93,17 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``GET /metrics`` for Prometheus (docs/operations.md, Monitoring)."""
+
+    #: Serve /metrics and count requests, refusals and commits; false: neither.
+    enabled: bool = True
+    #: File holding a token Prometheus may read /metrics with in authentication mode,
+    #: besides an admin's login token (owner-only, like the PIN file). Never logged.
+    scrape_token_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server reads from its configuration."""
 
@@ -135,6 +146,7 @@ class Settings:
     hardware_key: HardwareKeySettings = field(default_factory=HardwareKeySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 def yaml_key(name: str) -> str:

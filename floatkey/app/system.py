@@ -43,6 +43,7 @@ from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, ove
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
+from floatkey.metrics import Metrics, StateCollector
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
@@ -93,6 +94,10 @@ class Floatkey:
         self._accounts: Accounts | None = None
         #: What start() brought up, in order; stop() takes it down in reverse.
         self._stops: list[Callable[[], None]] = []
+        #: This instance's own registry: events counted as they happen, and the state
+        #: collector that reads the actors and the storage at scrape time.
+        self.metrics = Metrics()
+        self.metrics.registry.register(StateCollector(self))
 
     # Lifecycle: one start order, the reverse stop order
 
@@ -137,6 +142,8 @@ class Floatkey:
 
     def _start_storage(self) -> None:
         storage = Storage(self.settings.data_dir, self.settings.map_size)
+        if self.settings.metrics.enabled:
+            storage.on_commit = self.metrics.commit
         self.storage = storage
 
         def close() -> None:
@@ -351,6 +358,12 @@ class Floatkey:
             for key in status["keys"]:
                 key["since"] = format_time(key["since"])
         return {"hardware_id": self.hardware_id, **status}
+
+    def hardware_key_verification_ages(self) -> dict[str, float]:
+        """Seconds since each key's last full verification, by serial (metrics)."""
+        if self._key_actor is None:
+            return {}
+        return self._get(self._key_actor.verification_ages())
 
     @property
     def hardware_id(self) -> str:

@@ -272,3 +272,29 @@ def test_a_write_that_fails_inside_the_transaction_is_dropped_and_the_rest_commi
         assert storage.writable[0] is True
     finally:
         storage.close()
+
+
+def test_each_commit_is_reported_with_its_size_and_time(tmp_path, caplog):
+    """What metrics count (batch size, commit time), reported off the waiters' path."""
+    storage = Storage(tmp_path / "d")
+    commits: queue.Queue[tuple[int, float]] = queue.Queue()
+    storage.on_commit = lambda writes, seconds: commits.put((writes, seconds))
+    try:
+        seqs = [storage.write([("put", "seats", b"k%d" % i, i)]) for i in range(3)]
+        storage.wait(seqs[-1], 10)
+        reported = []
+        while sum(w for w, _ in reported) < 3:
+            reported.append(commits.get(timeout=10))
+        assert all(w >= 1 and s > 0 for w, s in reported)
+        assert sum(w for w, _ in reported) == 3
+
+        def broken(writes, seconds):
+            raise RuntimeError("observer bug")
+
+        storage.on_commit = broken
+        storage.write_now([("put", "seats", b"after", 1)], 10)
+        storage.write_now([("put", "seats", b"again", 2)], 10)  # the writer lives on
+        assert storage.get("seats", b"again") == 2
+        assert "recording a commit failed" in caplog.text
+    finally:
+        storage.close()

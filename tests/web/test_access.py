@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from floatkey.app.config import Settings
 from floatkey.app.users_command import accounts
+from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
 from floatkey.web.openapi import OpenApi
@@ -65,12 +66,16 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v4/users/{username}"): ADMIN,
     ("POST", "/api/v4/users/{username}/role"): ADMIN,
     ("POST", "/api/v4/secret/rotate"): ADMIN,
+    # Admins, or Prometheus with the scrape token (tests/floatkey/metrics/test_scrape.py).
+    ("GET", "/metrics"): ADMIN,
 }
 
 
 def real_routes() -> list[Route]:
     """The table ``floatkey serve`` dispatches with."""
-    return build_table(OpenApi().routes() + AuthWeb(Settings()).routes()).routes
+    return build_table(
+        OpenApi().routes() + AuthWeb(Settings()).routes() + [exposition.route(Settings())]
+    ).routes
 
 
 def seed_users(data_dir: Path, **users: str) -> None:
