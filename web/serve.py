@@ -13,6 +13,7 @@ from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.audit import AuditWeb
 from floatkey.web.guards import Guards, guard_request
 from floatkey.web.openapi import OpenApi
 from floatkey.web.plugin import FloatkeyPlugin
@@ -63,7 +64,8 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
     fk.start()  # before the engine: a data directory error stops here, with its message
     auth = AuthWeb(settings, fk)
-    mount(fk, settings, auth.routes(), auth.config())
+    audit = AuditWeb(settings)
+    mount(fk, settings, auth.routes() + audit.routes(), {"/": {**auth.config()["/"], **audit.config()["/"]}})
     cherrypy.config.update(server_config(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):

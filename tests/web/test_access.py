@@ -21,6 +21,7 @@ from floatkey.app.config import Settings
 from floatkey.app.users_command import accounts
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.audit import AuditWeb
 from floatkey.web.openapi import OpenApi
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from tests.support.server import ServerProcess
@@ -65,12 +66,15 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v4/users/{username}"): ADMIN,
     ("POST", "/api/v4/users/{username}/role"): ADMIN,
     ("POST", "/api/v4/secret/rotate"): ADMIN,
+    ("GET", "/api/v4/audit"): ADMIN,
 }
 
 
 def real_routes() -> list[Route]:
     """The table ``floatkey serve`` dispatches with."""
-    return build_table(OpenApi().routes() + AuthWeb(Settings()).routes()).routes
+    return build_table(
+        OpenApi().routes() + AuthWeb(Settings()).routes() + AuditWeb(Settings()).routes()
+    ).routes
 
 
 def seed_users(data_dir: Path, **users: str) -> None:
