@@ -27,6 +27,7 @@ from floatkey.audit import events
 from floatkey.audit.chain import Link, make_record
 from floatkey.audit.origin import SYSTEM
 from floatkey.audit.trail import entries
+from floatkey.errors import overloaded
 from floatkey.hardware.listener import HardwareKeyListener
 from floatkey.storage import Storage, records
 from floatkey.timeutil import format_time, utcnow
@@ -168,6 +169,4 @@ class ActorAppender:
         try:
             return self._proxy.append(kind, actor, route, outcome, dict(details)).get(timeout=self._timeout)
         except pykka.Timeout:
-            from floatkey.errors import overloaded
-
             raise overloaded() from None

@@ -46,7 +46,31 @@ CLOCK_ROLLED_BACK = "clock_rolled_back"  # reserved: the vendor-license work rai
 CONFIG_LOADED = "config_loaded"
 AUDIT_PRUNED = "audit_pruned"
 
-KINDS = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str) and k != "OK")
+KINDS = frozenset(
+    {
+        LICENSE_ADDED,
+        LICENSE_IMPORTED,
+        LICENSE_REFRESHED,
+        LICENSE_REMOVED,
+        SEAT_FORCE_RELEASED,
+        UNREGISTER_ALL,
+        FEATURE_RELEASE_ALL,
+        USER_ADDED,
+        USER_REMOVED,
+        USER_ROLE_CHANGED,
+        USER_PASSWORD_CHANGED,
+        SECRET_ROTATED,
+        LOGIN_REFUSED,
+        LOGIN_THROTTLED,
+        KEY_CONNECTED,
+        KEY_LOST,
+        KEY_INVALID,
+        CRASH_NO_KEY,
+        CLOCK_ROLLED_BACK,
+        CONFIG_LOADED,
+        AUDIT_PRUNED,
+    }
+)
 
 OK = "ok"
 
