@@ -337,7 +337,7 @@ class Floatkey:
         try:
             answer = add()
         except Exception as exc:
-            self._audit.record(events.LICENSE_ADDED, events.outcome_of(exc), license_id=None, **details)
+            self._audit.refused(events.LICENSE_ADDED, events.outcome_of(exc), license_id=None, **details)
             raise
         self._audit.record(events.LICENSE_ADDED, license_id=answer.get("id"), **details)
         return answer

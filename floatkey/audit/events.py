@@ -112,10 +112,18 @@ class Audit:
         try:
             result = action()
         except Exception as exc:
-            self.record(kind, outcome_of(exc), **details)
+            self.refused(kind, outcome_of(exc), **details)
             raise
         self.record(kind, **details)
         return result
+
+    def refused(self, kind: str, outcome: str, **details: Any) -> None:
+        """Record a refusal. If that cannot be stored (a full disk), the refusal itself still
+        goes out, and the lost record is logged, rather than a 503 taking its place."""
+        try:
+            self.record(kind, outcome, **details)
+        except Exception as exc:
+            logger.error("audit: the %s record (%s) could not be stored: %s", kind, outcome, exc)
 
     def license_event(self, kind: str, license_id: int | None, product: str | None, **details: Any) -> None:
         """For the vendor-license work: ``LICENSE_IMPORTED`` / ``LICENSE_REFRESHED`` (or added/removed)."""

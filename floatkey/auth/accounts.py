@@ -106,10 +106,10 @@ class Accounts:
             return user
         newly_throttled = self._ask(self._actor.login_failed(username, address))
         named = self._known(username)
-        self.audit.record(events.LOGIN_REFUSED, "authentication_failed", username=named, address=address)
+        self.audit.refused(events.LOGIN_REFUSED, "authentication_failed", username=named, address=address)
         for kind, value in newly_throttled or ():
             which = value if kind == "address" else self._known(value)
-            self.audit.record(events.LOGIN_THROTTLED, "too_many_requests", by=kind, value=which)
+            self.audit.refused(events.LOGIN_THROTTLED, "too_many_requests", by=kind, value=which)
         raise login_failed()
 
     def _known(self, username: str) -> str | None:

@@ -113,3 +113,19 @@ def test_audited_records_the_outcome_and_the_current_origin():
         audit.record("made_up")
     assert outcome_of(StorageError("full")) == "service_unavailable"
     assert outcome_of(RuntimeError()) == "internal_error"
+
+
+class FullDisk:
+    def append(self, kind, actor, route, outcome, details):
+        raise StorageError("the change could not be stored: disk full")
+
+
+def test_a_refusal_still_answers_when_its_record_cannot_be_stored(caplog):
+    audit = Audit(FullDisk())
+    bad_input = FloatkeyError("validation_error", "floating_users must be at least 1")
+    with pytest.raises(FloatkeyError) as raised:
+        audit.audited("license_added", lambda: (_ for _ in ()).throw(bad_input))
+    assert raised.value is bad_input  # a 400, not the 503 of the lost record
+    assert "the license_added record (validation_error) could not be stored" in caplog.text
+    with pytest.raises(StorageError):  # a change that succeeded is not acknowledged unrecorded
+        audit.audited("license_added", lambda: None)
