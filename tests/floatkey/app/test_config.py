@@ -1,3 +1,4 @@
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ def test_flags_override_the_file(tmp_path):
         ("allowedHosts: ['lic.example:8080']\n", "allowedHosts: 'lic.example:8080' is not a host name"),
         ("allowedHosts: ['']\n", "allowedHosts: '' is not a host name"),
         ("allowedHosts: lic.example\n", "allowedHosts: must be a list"),
+        ("audit:\n  retentionDays: -1\n", "audit.retentionDays: must be 0 (keep forever) or a number"),
+        ("configFile: other.yaml\n", "configFile: unknown setting"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("port: [\n", "not valid YAML"),
     ],
@@ -97,3 +100,12 @@ def test_allowed_hosts_take_names_and_a_star(tmp_path):
     path = tmp_path / "f.yaml"
     path.write_text("allowedHosts: [licenses.example.com, lic-1, 'fk.local.', '*']\n")
     assert config.load(path).allowed_hosts == ("licenses.example.com", "lic-1", "fk.local.", "*")
+
+
+def test_the_file_read_and_its_hash_are_kept_for_the_audit_trail(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b"port: 9000\n")
+    settings = config.load(path)
+    assert settings.config_file == path.resolve()
+    assert settings.config_sha256 == hashlib.sha256(b"port: 9000\n").hexdigest()
+    assert config.load(None).config_file is None and config.load(None).config_sha256 is None

@@ -129,3 +129,16 @@ def test_a_refusal_still_answers_when_its_record_cannot_be_stored(caplog):
     assert "the license_added record (validation_error) could not be stored" in caplog.text
     with pytest.raises(StorageError):  # a change that succeeded is not acknowledged unrecorded
         audit.audited("license_added", lambda: None)
+
+
+def test_helpers_for_the_vendor_license_work():
+    recorder = Recorder()
+    audit = Audit(recorder)
+    audit.license_event("license_imported", 4, "cad", file_sha256="ab")
+    audit.license_event("license_refreshed", 4, "cad")
+    audit.clock_rolled_back("2026-12-01T10:00:00Z", "2026-11-30T10:00:00Z")
+    assert [a[0] for a in recorder.appended] == ["license_imported", "license_refreshed", "clock_rolled_back"]
+    assert recorder.appended[0][4] == {"license_id": 4, "product": "cad", "file_sha256": "ab"}
+    assert recorder.appended[2][1:3] == ("floatkey", "system")
+    with pytest.raises(ValueError, match="not a license event"):
+        audit.license_event("user_added", 4, "cad")
