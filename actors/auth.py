@@ -163,7 +163,8 @@ class AuthActor(pykka.ThreadingActor):
         """None when a login may be tried now; else the seconds to wait (HTTP Retry-After)."""
         return self._throttle.retry_after(_throttle_keys(username, address), self._monotonic())
 
-    def login_failed(self, username: str, address: str) -> None:
+    def login_failed(self, username: str, address: str) -> list[tuple[str, str]]:
+        """Count a failure; answers what it newly throttles, as ``(kind, value)`` pairs."""
         throttled = self._throttle.fail(_throttle_keys(username, address), self._monotonic())
         for kind, value in throttled:
             logger.warning(
@@ -173,6 +174,7 @@ class AuthActor(pykka.ThreadingActor):
                 self._throttle.max_failures,
                 self._throttle.window,
             )
+        return list(throttled)
 
     def login_succeeded(self, username: str) -> None:
         self._throttle.forget(("user", username))

@@ -302,6 +302,10 @@ class HardwareKeyActor(pykka.ThreadingActor):
             listener.send(HardwareKeyListener, "key_connected", serial=slot.serial, reader=slot.reader)
             return
         logger.warning("%s is %s: %s", who, state.replace("_", " "), reason)
+        if state == STATE_INVALID:
+            listener.send(
+                HardwareKeyListener, "key_invalid", serial=slot.serial, reader=slot.reader, reason=reason
+            )
         if was_valid and slot.serial is not None:
             listener.send(HardwareKeyListener, "key_disconnected", serial=slot.serial, reader=slot.reader)
 

@@ -23,7 +23,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -151,6 +152,12 @@ class Storage:
                 if not key.startswith(prefix):
                     break
                 yield bytes(key), unpack(raw)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[tuple[lmdb.Transaction, Mapping[str, Any]]]:
+        """A read transaction (one consistent view of every database) and the database handles."""
+        with self._env.begin() as txn:
+            yield txn, self._dbs
 
     # Writing
 

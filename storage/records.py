@@ -10,11 +10,19 @@ datetimes exact). Keys are ordered so that all records of one license are one ra
 | ``seats`` | license id + user (UTF-8) | one floating seat |
 | ``feature_seats`` | license id + feature + NUL + user | one feature seat |
 | ``users`` | user name (UTF-8); NUL-prefixed marks | one user of authentication mode |
+| ``audit`` | record sequence number (8 bytes, big-endian) | one audit record (floatkey/audit/chain.py) |
+
+``meta`` also holds ``audit_head`` (the last audit record's seq and hash, written with it)
+and, once pruned, ``audit_checkpoint`` (seq and hash of the last record pruned).
 
 **Changing a shape** means raising ``SCHEMA_VERSION`` and adding to ``MIGRATIONS`` the
 function that rewrites a directory of the version before, in place (it runs at start-up
 in the same write transaction that records the new version). An older floatkey refuses a
 directory of a newer version.
+
+**Adding a database or a ``meta`` key** is not a shape change: records already stored keep
+their shape, an older directory simply has the new database empty (LMDB creates it on
+open), so ``SCHEMA_VERSION`` stays. The ``audit`` database came that way, at version 1.
 """
 
 from __future__ import annotations
@@ -43,12 +51,16 @@ LICENSES = "licenses"
 SEATS = "seats"
 FEATURE_SEATS = "feature_seats"
 USERS = "users"
-DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS)
+AUDIT = "audit"
+DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, AUDIT)
 
 SCHEMA_KEY = b"schema_version"
 NEXT_LICENSE_ID = b"next_license_id"
 #: Marks that the configured initial admin password has been used (no user name starts with NUL).
 INITIAL_ADMIN_CREATED = b"\x00initial_admin_created"
+#: In ``meta``: where the audit chain ends, and where it starts after pruning (chain.Link).
+AUDIT_HEAD = b"audit_head"
+AUDIT_CHECKPOINT = b"audit_checkpoint"
 
 #: ``MIGRATIONS[n]`` upgrades a data directory of schema ``n`` to ``n + 1`` inside ``txn``;
 #: it may read and write every database (``dbs`` maps their names to LMDB handles).
@@ -84,6 +96,15 @@ def user_key(username: str) -> bytes:
 
 def is_user_key(key: bytes) -> bool:
     return not key.startswith(b"\x00")
+
+
+def audit_key(seq: int) -> bytes:
+    return _ID.pack(seq)
+
+
+def audit_seq_of(key: bytes) -> int:
+    seq: int = _ID.unpack_from(key)[0]
+    return seq
 
 
 # --- seats, counters, policies, licenses --------------------------------------------------

@@ -10,6 +10,7 @@ from floatkey.errors import STATUS_BY_CODE
 from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.audit import AuditWeb
 from floatkey.web.openapi import OpenApi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,12 @@ def test_every_error_code_is_documented_with_its_status() -> None:
 
 def test_the_route_list_is_the_route_table() -> None:
     settings = Settings()
-    table = build_table(OpenApi().routes() + AuthWeb(settings).routes() + [exposition.route(settings)])
+    table = build_table(
+        OpenApi().routes()
+        + AuthWeb(settings).routes()
+        + AuditWeb(settings).routes()
+        + [exposition.route(settings)]
+    )
     served = {(r.method, r.path, r.role) for r in table.routes if r.method != "HEAD"}
     documented = set(re.findall(r"^\| (GET|POST|PUT|DELETE) \| `([^`]+)` \| (\w+) \|", API, re.M))
     assert documented == served, (

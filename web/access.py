@@ -24,6 +24,7 @@ import cherrypy
 from floatkey import inputs
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
+from floatkey.audit import events
 from floatkey.auth import client_address, tokens
 from floatkey.auth.accounts import Accounts, unauthorized
 from floatkey.auth.passwords import ROLES
@@ -304,7 +305,9 @@ class AuthWeb:
     def rotate_secret(self, _fk: Floatkey, _query: dict[str, Any], _: dict[str, Any]) -> Any:
         signer = self.accounts.signer
         assert signer is not None
-        signer.replace_secret(tokens.rotate_secret(self.settings.data_dir))
+        self.accounts.audit.audited(
+            events.SECRET_ROTATED, lambda: signer.replace_secret(tokens.rotate_secret(self.settings.data_dir))
+        )
         logger.warning("token secret rotated by %s: every token issued before is void", self._caller_name())
         answer = {"message": "Token secret rotated; every earlier token is void"}
         caller = self._caller()

@@ -14,6 +14,7 @@ from floatkey.app.system import Floatkey
 from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.audit import AuditWeb
 from floatkey.web.connections import ClientLimits, GuardedServer
 from floatkey.web.guards import Guards, guard_request
 from floatkey.web.openapi import OpenApi
@@ -67,10 +68,11 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     metrics = [exposition.route(settings)] if settings.metrics.enabled else []
     fk.start()  # before the engine: a data directory error stops here, with its message
     auth = AuthWeb(settings, fk)
-    config = auth.config()
+    audit = AuditWeb(settings)
+    config = {"/": {**auth.config()["/"], **audit.config()["/"]}}
     if settings.metrics.enabled:
         config["/"].update(exposition.tool_config(fk.metrics))
-    mount(fk, settings, auth.routes() + metrics, config)
+    mount(fk, settings, auth.routes() + audit.routes() + metrics, config)
     cherrypy.config.update(server_config(settings))
     # After the update: the server reads its socket settings when it is built.
     cherrypy.server.instance = GuardedServer(ClientLimits.from_settings(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -10,12 +11,13 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from floatkey import __version__
 from floatkey.app import config
+from floatkey.audit.origin import acting_as, cli_origin
 from floatkey.errors import ConfigError, FloatkeyError, StorageError
 
 logger = logging.getLogger("floatkey")
@@ -26,6 +28,7 @@ DELEGATED = {
     "ca": "floatkey.hardware.ca",
     "virtual-key": "floatkey.hardware.virtual_key",
     "users": "floatkey.app.users_command",
+    "audit": "floatkey.app.audit_command",
 }
 
 
@@ -231,12 +234,15 @@ def run_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _direct(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _direct(args: argparse.Namespace) -> Iterator[Any]:
+    """The data directory's own Floatkey; its audit records name the operator and ``cli``."""
     from floatkey.app.system import Floatkey
 
     settings = load_settings(args)
     setup_logging(settings)
-    return Floatkey(settings)
+    with acting_as(cli_origin()), Floatkey(settings) as fk:
+        yield fk
 
 
 def _http(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -8,6 +8,7 @@ the file are camelCase and keep LicenseSpring's names where they exist
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import types
 import typing
@@ -104,6 +105,18 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail (docs/operations.md, "Audit trail")."""
+
+    #: Days an audit record is kept; 0 keeps every record forever.
+    retention_days: int = setting(0, at_least=0, unit="days")
+
+
+#: Not a setting: where the settings came from, for the audit trail (never set from YAML).
+_INTERNAL = {"internal": True}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server reads from its configuration."""
 
@@ -147,6 +160,10 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    #: The configuration file read, and the SHA-256 of its bytes (None: embedded defaults).
+    config_file: Path | None = field(default=None, compare=False, metadata=_INTERNAL)
+    config_sha256: str | None = field(default=None, compare=False, metadata=_INTERNAL)
 
 
 def yaml_key(name: str) -> str:
@@ -159,12 +176,17 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> S
     """Read ``path`` (or nothing) and apply ``overrides`` (field names, from CLI flags)."""
     raw: dict[str, Any] = {}
     source = "embedded defaults"
+    digest = None
     if path is not None:
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            content = Path(path).read_bytes()
+            text = content.decode("utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: the configuration file is not UTF-8 text") from None
+        digest = hashlib.sha256(content).hexdigest()
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -172,7 +194,12 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> S
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     settings: Settings = _build(Settings, raw, source, prefix="")
-    settings = dataclasses.replace(settings, cpu_affinity=affinity.setting_from_text(settings.cpu_affinity))
+    settings = dataclasses.replace(
+        settings,
+        cpu_affinity=affinity.setting_from_text(settings.cpu_affinity),
+        config_file=None if path is None else Path(path).resolve(),
+        config_sha256=digest,
+    )
     if overrides:
         settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     _check(settings, source)
@@ -181,7 +208,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> S
 
 def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
-    fields = {yaml_key(f.name): f for f in dataclasses.fields(cls)}
+    fields = {yaml_key(f.name): f for f in dataclasses.fields(cls) if "internal" not in f.metadata}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         where = f"{source}: {prefix}{key}"

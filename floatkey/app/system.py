@@ -21,6 +21,7 @@ import pykka
 
 from floatkey import __version__, inputs
 from floatkey.actors import license as lic
+from floatkey.actors.audit import ActorAppender, AuditActor, audit_proxy
 from floatkey.actors.auth import AuthActor, auth_proxy
 from floatkey.actors.directory import (
     DirectoryActor,
@@ -34,6 +35,9 @@ from floatkey.actors.hardware_id import HardwareIdActor, HardwareIdHolder
 from floatkey.actors.hardware_key import HardwareKeyActor, HardwareKeyProxy, hardware_key_proxy
 from floatkey.app.config import Settings
 from floatkey.app.sweeper import Sweeper
+from floatkey.audit import events
+from floatkey.audit.events import Audit, NoAudit
+from floatkey.audit.origin import SYSTEM
 from floatkey.auth.accounts import Accounts
 from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.throttle import Throttle
@@ -92,6 +96,7 @@ class Floatkey:
         self._directory: DirectoryProxy | None = None
         self._key_actor: HardwareKeyProxy | None = None
         self._accounts: Accounts | None = None
+        self._audit: Audit = NoAudit()
         #: What start() brought up, in order; stop() takes it down in reverse.
         self._stops: list[Callable[[], None]] = []
         #: This instance's own registry: events counted as they happen, and the state
@@ -106,13 +111,14 @@ class Floatkey:
         return self._directory is not None
 
     def start(self) -> Floatkey:
-        """Storage, licenses, hardware ID, hardware keys, authentication, then the sweeper.
+        """Storage, audit, licenses, hardware ID, hardware keys, authentication, then the sweeper.
 
         If a part fails to start, the parts already started are stopped and the error
         propagates: a half-started server never serves.
         """
         try:
             self._start_storage()
+            self._start_audit()
             self._start_licenses()
             self._start_identity()
             if self._start_key_actor:
@@ -151,6 +157,33 @@ class Floatkey:
             storage.close()
 
         self._stops.append(close)
+
+    def _start_audit(self) -> None:
+        """The appender, before anything that records; it stops after all of them."""
+        assert self.storage is not None
+        retention = self.settings.audit.retention_days
+        ref = AuditActor.start(self.storage, retention, self._clock, self._timeout)
+        self._stops.append(_stopper(ref))
+        self._audit = Audit(ActorAppender(audit_proxy(ref), 2 * self._timeout + 5))
+
+        def forget() -> None:
+            self._audit = NoAudit()
+
+        self._stops.append(forget)
+        config = self.settings.config_file
+        self._audit.record(
+            events.CONFIG_LOADED,
+            origin=SYSTEM,
+            file=None if config is None else str(config),
+            sha256=self.settings.config_sha256,
+            data_dir=str(self.settings.data_dir),
+            version=__version__,
+        )
+
+    @property
+    def audit(self) -> Audit:
+        """The audit trail: ``record`` an event, durable on return (a no-op while stopped)."""
+        return self._audit
 
     def _start_licenses(self) -> None:
         assert self.storage is not None
@@ -196,7 +229,9 @@ class Floatkey:
             initial_admin_password=auth.initial_admin_password,
         )
         self._stops.append(_stopper(ref))
-        accounts = Accounts(auth_proxy(ref), self.users, signer, self._hashing, self._timeout)
+        accounts = Accounts(
+            auth_proxy(ref), self.users, signer, self._hashing, self._timeout, audit=self._audit
+        )
         accounts.users()  # waits for on_start: the users are loaded before anyone logs in
         self._accounts = accounts
 
@@ -282,22 +317,39 @@ class Floatkey:
 
     def unregister_all(self) -> None:
         """Free every seat of every license (the V1 ``unregister/all``)."""
-        self._each_license(lic.ReleaseAll())
+        self._audit.audited(events.UNREGISTER_ALL, lambda: self._each_license(lic.ReleaseAll()))
 
     def feature_release_all(self) -> None:
-        self._each_license(lic.ReleaseAllFeatures())
+        self._audit.audited(events.FEATURE_RELEASE_ALL, lambda: self._each_license(lic.ReleaseAllFeatures()))
 
     # Administration
 
     def add_license(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Add a license from an administrator's policy fields (docs/api.md, ``POST /licenses``)."""
-        policy = policy_from_fields(fields)
-        serial = inputs.text(fields, "hardware_key_serial", max_length=20)
-        if serial is not None and not serial.isdigit():
-            raise inputs.invalid("hardware_key_serial", "a key serial (decimal digits)", serial)
-        return self.add_policy(policy, serial)
+
+        def add() -> dict[str, Any]:
+            policy = policy_from_fields(fields)
+            serial = inputs.text(fields, "hardware_key_serial", max_length=20)
+            if serial is not None and not serial.isdigit():
+                raise inputs.invalid("hardware_key_serial", "a key serial (decimal digits)", serial)
+            return self._add_policy(policy, serial)
+
+        return self._audited_add(add, fields.get("product"))
 
     def add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
+        return self._audited_add(lambda: self._add_policy(policy, key_serial), policy.product)
+
+    def _audited_add(self, add: Callable[[], dict[str, Any]], product: object) -> dict[str, Any]:
+        details: dict[str, Any] = {"product": product if isinstance(product, str) else None}
+        try:
+            answer = add()
+        except Exception as exc:
+            self._audit.refused(events.LICENSE_ADDED, events.outcome_of(exc), license_id=None, **details)
+            raise
+        self._audit.record(events.LICENSE_ADDED, license_id=answer.get("id"), **details)
+        return answer
+
+    def _add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
         policy = checked_dates(policy)
         check_policy(policy)  # a host-built Policy: what storage cannot keep is refused here
         if policy.is_hardware_key_auth:
@@ -307,6 +359,14 @@ class Floatkey:
         return answer
 
     def remove_license(self, product: str | None = None, license_id: int | None = None) -> None:
+        self._audit.audited(
+            events.LICENSE_REMOVED,
+            lambda: self._remove_license(product, license_id),
+            product=product,
+            license_id=license_id,
+        )
+
+    def _remove_license(self, product: str | None, license_id: int | None) -> None:
         if product is not None:
             license_id = self._index().resolve(product, license_id).license_id
         if license_id is None:
@@ -328,10 +388,13 @@ class Floatkey:
         return [seat for t in tickets for seat in t.result(self._timeout)]
 
     def force_release(self, license_id: int, user: str) -> None:
-        entry = self._index().by_id.get(license_id)
-        if entry is None:
-            raise no_license_with_id(license_id)
-        lic.ask(entry.ref, lic.Release(user), self._timeout)
+        def release() -> None:
+            entry = self._index().by_id.get(license_id)
+            if entry is None:
+                raise no_license_with_id(license_id)
+            lic.ask(entry.ref, lic.Release(user), self._timeout)
+
+        self._audit.audited(events.SEAT_FORCE_RELEASED, release, license_id=license_id, user=user)
 
     def health(self) -> dict[str, Any]:
         """``status`` stays "ok" for V1 clients; ``storage`` says whether changes can be stored."""
@@ -408,6 +471,10 @@ class Floatkey:
             action,
             EXIT_NO_HARDWARE_KEY,
         )
+        try:
+            self._audit.record(events.CRASH_NO_KEY, "hardware_key_not_accessible", action=action)
+        except Exception as exc:  # exit all the same: the supervisor must fail over
+            logger.error("exiting without the audit record of this crash: %s", exc)
         if self.storage is not None:
             try:
                 self.storage.wait(self.storage.queued_seq, self._timeout)

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from floatkey.app import config
+from floatkey.audit import events
+from floatkey.audit.origin import acting_as, cli_origin
 from floatkey.auth import tokens
 from floatkey.auth.accounts import Accounts
 from floatkey.auth.passwords import ROLES
@@ -109,7 +111,7 @@ def _run(args: argparse.Namespace, settings: config.Settings) -> int:
             acc.set_role(args.username, args.role)
             print(f"{args.username} now has role {args.role}; their earlier tokens no longer work")
         elif args.action == "rotate-secret":
-            tokens.rotate_secret(settings.data_dir)
+            acc.audit.audited(events.SECRET_ROTATED, lambda: tokens.rotate_secret(settings.data_dir))
             print("token secret rotated: every token issued before no longer works")
     return 0
 
@@ -140,5 +142,5 @@ def accounts(settings: config.Settings) -> Iterator[Accounts]:
     (without the hardware keys: the command leaves the readers alone)."""
     from floatkey.app.system import Floatkey
 
-    with Floatkey(settings, hardware_keys=False) as fk:
+    with acting_as(cli_origin()), Floatkey(settings, hardware_keys=False) as fk:
         yield fk.accounts

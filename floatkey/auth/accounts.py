@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import pykka
 
 from floatkey.actors.auth import AuthProxy
+from floatkey.audit import events
+from floatkey.audit.events import Audit, NoAudit
 from floatkey.auth.hashing import PasswordHashing
 from floatkey.auth.passwords import check_password, check_role, check_username
 from floatkey.auth.tokens import InvalidToken, TokenSigner
@@ -53,12 +55,16 @@ class Accounts:
         signer: TokenSigner | None,
         hashing: PasswordHashing,
         timeout: float = 10.0,
+        *,
+        audit: Audit | None = None,
     ) -> None:
         self._actor = actor
         self._holder = holder
         self.signer = signer
         self._hashing = hashing
         self._timeout = timeout
+        #: Where user changes and refused logins are recorded (never a password or token).
+        self.audit = audit or NoAudit()
 
     # Tokens
 
@@ -90,6 +96,7 @@ class Accounts:
         """
         retry_after = self._ask(self._actor.login_allowed(username, address))
         if retry_after is not None:
+            # Not recorded one by one: the start of the throttling is (login_throttled).
             raise throttled(retry_after)
         user = self._holder.current.get(username)
         if self._hashing.verify(user.password_hash if user else None, password) and user is not None:
@@ -97,37 +104,64 @@ class Accounts:
             if self._hashing.needs_rehash(user.password_hash):
                 self._actor.rehash(username, user.password_hash, self._hashing.hash(password))
             return user
-        self._ask(self._actor.login_failed(username, address))
+        newly_throttled = self._ask(self._actor.login_failed(username, address))
+        named = self._known(username)
+        self.audit.refused(events.LOGIN_REFUSED, "authentication_failed", username=named, address=address)
+        for kind, value in newly_throttled or ():
+            which = value if kind == "address" else self._known(value)
+            self.audit.refused(events.LOGIN_THROTTLED, "too_many_requests", by=kind, value=which)
         raise login_failed()
+
+    def _known(self, username: str) -> str | None:
+        """``username`` if it names a user, else None: an unknown name may be a mistyped password."""
+        return username if self._holder.current.get(username) is not None else None
 
     def change_own_password(self, user: UserView, old: str, new: str, address: str) -> UserView:
         """A user changes their own password: the old one is checked (and throttled) like a login."""
-        check_password(new, user.username)
-        self.login(user.username, old, address)
-        if hmac.compare_digest(old, new):
-            raise FloatkeyError("validation_error", "The new password must differ from the old one.")
-        return self._ask(self._actor.set_password(user.username, self._hashing.hash(new), user.stamp))
+
+        def change() -> UserView:
+            check_password(new, user.username)
+            self.login(user.username, old, address)
+            if hmac.compare_digest(old, new):
+                raise FloatkeyError("validation_error", "The new password must differ from the old one.")
+            return self._ask(self._actor.set_password(user.username, self._hashing.hash(new), user.stamp))
+
+        return self.audit.audited(events.USER_PASSWORD_CHANGED, change, username=user.username, own=True)
 
     # Administration
 
     def add_user(self, username: str, password: str, role: str) -> dict[str, Any]:
-        check_username(username)
-        check_role(role)
-        check_password(password, username)
-        return self._ask(self._actor.add_user(username, role, self._hashing.hash(password)))
+        def add() -> dict[str, Any]:
+            check_username(username)
+            check_role(role)
+            check_password(password, username)
+            return self._ask(self._actor.add_user(username, role, self._hashing.hash(password)))
+
+        return self.audit.audited(events.USER_ADDED, add, username=username, role=role)
 
     def set_password(self, username: str, password: str) -> UserView:
         """An admin (or the CLI) sets a password without knowing the old one."""
-        if self._holder.current.get(username) is None:
-            raise FloatkeyError("not_found", f"There is no user {username!r}.")
-        check_password(password, username)
-        return self._ask(self._actor.set_password(username, self._hashing.hash(password)))
+
+        def change() -> UserView:
+            if self._holder.current.get(username) is None:
+                raise FloatkeyError("not_found", f"There is no user {username!r}.")
+            check_password(password, username)
+            return self._ask(self._actor.set_password(username, self._hashing.hash(password)))
+
+        return self.audit.audited(events.USER_PASSWORD_CHANGED, change, username=username, own=False)
 
     def set_role(self, username: str, role: str) -> dict[str, Any]:
-        return self._ask(self._actor.set_role(username, check_role(role)))
+        return self.audit.audited(
+            events.USER_ROLE_CHANGED,
+            lambda: self._ask(self._actor.set_role(username, check_role(role))),
+            username=username,
+            role=role,
+        )
 
     def remove_user(self, username: str) -> None:
-        self._ask(self._actor.remove_user(username))
+        self.audit.audited(
+            events.USER_REMOVED, lambda: self._ask(self._actor.remove_user(username)), username=username
+        )
 
     def users(self) -> list[dict[str, Any]]:
         return self._ask(self._actor.users())

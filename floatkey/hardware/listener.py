@@ -13,3 +13,6 @@ class HardwareKeyListener(listener.Listener):
 
     def key_disconnected(self, serial: str, reader: str) -> None:
         """The key with this serial in ``reader`` was pulled out or stopped being valid."""
+
+    def key_invalid(self, serial: str | None, reader: str, reason: str | None) -> None:
+        """The card in ``reader`` was found not to be a valid key (``reason`` says why)."""

@@ -22,6 +22,7 @@ from floatkey.app.users_command import accounts
 from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
+from floatkey.web.audit import AuditWeb
 from floatkey.web.openapi import OpenApi
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
 from tests.support.server import ServerProcess
@@ -68,13 +69,17 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/api/v4/secret/rotate"): ADMIN,
     # Admins, or Prometheus with the scrape token (tests/floatkey/metrics/test_scrape.py).
     ("GET", "/metrics"): ADMIN,
+    ("GET", "/api/v4/audit"): ADMIN,
 }
 
 
 def real_routes() -> list[Route]:
     """The table ``floatkey serve`` dispatches with."""
     return build_table(
-        OpenApi().routes() + AuthWeb(Settings()).routes() + [exposition.route(Settings())]
+        OpenApi().routes()
+        + AuthWeb(Settings()).routes()
+        + AuditWeb(Settings()).routes()
+        + [exposition.route(Settings())]
     ).routes
 
 

@@ -1,3 +1,4 @@
+import hashlib
 import re
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def test_flags_override_the_file(tmp_path):
         ("allowedHosts: ['lic.example:8080']\n", "allowedHosts: 'lic.example:8080' is not a host name"),
         ("allowedHosts: ['']\n", "allowedHosts: '' is not a host name"),
         ("allowedHosts: lic.example\n", "allowedHosts: must be a list"),
+        ("audit:\n  retentionDays: -1\n", "audit.retentionDays: must be at least 0 days"),
+        ("configFile: other.yaml\n", "configFile: unknown setting"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("port: [\n", "not valid YAML"),
     ],
@@ -115,6 +118,7 @@ def test_every_numeric_setting_declares_its_bounds_on_its_field():
         *numeric(config.Settings),
         *numeric(config.HardwareKeySettings, "hardwareKey."),
         *numeric(config.AuthSettings, "auth."),
+        *numeric(config.AuditSettings, "audit."),
     ]:
         assert {"at_least", "above", "at_most"} & set(f.metadata), f"{name} has no bounds"
 
@@ -133,3 +137,12 @@ def test_bounds_of_nested_settings_name_the_full_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         config.load(path)
+
+
+def test_the_file_read_and_its_hash_are_kept_for_the_audit_trail(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b"port: 9000\n")
+    settings = config.load(path)
+    assert settings.config_file == path.resolve()
+    assert settings.config_sha256 == hashlib.sha256(b"port: 9000\n").hexdigest()
+    assert config.load(None).config_file is None and config.load(None).config_sha256 is None

@@ -116,13 +116,22 @@ BAD_CALLS = {
 @pytest.mark.parametrize("case", sorted(BAD_CALLS))
 def test_an_unstorable_value_is_refused_clearly_and_stores_nothing(fk, case):
     call, named = BAD_CALLS[case]
-    before = (fk.licenses(), fk.registrations(), fk.storage.queued_seq)
+    before = (fk.licenses(), fk.registrations(), stored(fk))
     error = refused(call, fk)
     assert named in error.message
-    assert (fk.licenses(), fk.registrations(), fk.storage.queued_seq) == before
+    # Nothing of the license is stored (the audit trail records the refusal, as it should).
+    assert (fk.licenses(), fk.registrations(), stored(fk)) == before
     assert fk.health()["storage"]["writable"] is True
     # The server writes on: the same license takes the next client.
     assert fk.register("cad", "next")["floating_slots_in_use"] == 1
+
+
+def stored(fk):
+    """Every license, seat and feature seat record on disk, and the next license id."""
+    return [
+        fk.storage.get("meta", b"next_license_id"),
+        *(list(fk.storage.items(db)) for db in ("licenses", "seats", "feature_seats")),
+    ]
 
 
 def wait_for(predicate, timeout=10.0):
