@@ -13,13 +13,31 @@ from bench.processes import Process, ServerSettings, floatkey_server, server_lin
 from bench.register import P99_GOAL_MS, add_bench_license, describe, half_load
 from bench.report import Report
 
+#: quality.md's bars by size: 100,000 registrations (the default run), then 1,000,000.
 RSS_GOAL_MB = 300
 RESTART_GOAL_S = 3.0
+LARGE_RSS_GOAL_MB = 1000
+LARGE_RESTART_GOAL_S = 5.0
 #: Seconds of load before the wave is due, so the wave falls inside the measured run.
 LEAD = 2.0
 #: Seconds of load after the wave is due, at least: the sweeper spreads 100,000 expiries
-#: over 3-6 s here.
+#: over 3-6 s here, and more in proportion (a rest between groups of four licenses).
 WAVE_SECONDS = 8.0
+WAVE_SECONDS_PER_SEAT = 8.0 / 100_000
+
+
+def goals(total: int) -> tuple[float, float]:
+    """Resident memory (MB) and restart (s) bars for ``total`` registrations."""
+    if total > 100_000:
+        return LARGE_RSS_GOAL_MB, LARGE_RESTART_GOAL_S
+    return RSS_GOAL_MB, RESTART_GOAL_S
+
+
+def wave_seconds(total: int) -> float:
+    """How long the load runs after the wave is due: the sweeper frees it in that time."""
+    return max(WAVE_SECONDS, total * WAVE_SECONDS_PER_SEAT)
+
+
 #: One line per license and sweep: "N seats of license L expired: 'u1', ...".
 _EXPIRED = re.compile(
     r"^(\S+ \S+) INFO floatkey\.actors\.license: (\d+) seats of license \d+ expired:", re.MULTILINE
@@ -55,6 +73,7 @@ def scale_scenario(
 
 
 def _measure(report: Report, server: Process, load: Load, total: int, wave_mono: float) -> None:
+    rss_goal, restart_goal = goals(total)
     restart = server.ready_after
     rss = server.rss_bytes() / 1e6
     live = sum(lic["floating_in_use_devices"] for lic in call(server.url, "GET", "/api/v4/license"))
@@ -63,8 +82,8 @@ def _measure(report: Report, server: Process, load: Load, total: int, wave_mono:
     report.bar(
         "restart with all registrations",
         f"{restart:.2f} s",
-        f"< {RESTART_GOAL_S:g} s",
-        restart < RESTART_GOAL_S and live == total,
+        f"< {restart_goal:g} s",
+        restart < restart_goal and live == total,
     )
     add_bench_license(server.url, "wave")
     base, base_cores = _measured(server, load, "b")
@@ -84,12 +103,12 @@ def _measure(report: Report, server: Process, load: Load, total: int, wave_mono:
         connections=load.connections,
         threads=load.threads,
         span=load.span,
-        seconds=LEAD + max(load.seconds, WAVE_SECONDS),
+        seconds=LEAD + max(load.seconds, wave_seconds(total)),
         pause_ms=paced.pause_ms,
     )
     wave, wave_cores = _measured(server, wave_load, "v")
     report.fact("paced, through the wave", describe(wave, wave_cores))
-    expired = _wait_for_expiries(server, total, deadline=time.monotonic() + 60)
+    expired = _wait_for_expiries(server, total, deadline=time.monotonic() + 60 + wave_seconds(total))
     if len(expired) == total:
         report.fact(
             "wave",
@@ -97,12 +116,10 @@ def _measure(report: Report, server: Process, load: Load, total: int, wave_mono:
             f"{expired[-1][11:]} (log times)",
         )
     else:
-        report.note(f"only {len(expired):,} of {total:,} seats expired within 60 s of the wave")
+        report.note(f"only {len(expired):,} of {total:,} seats expired after the wave's load")
     peak = _peak_rss(server) / 1e6
     report.fact("peak resident memory", f"{peak:.0f} MB over the whole run")
-    report.bar(
-        "resident memory", f"{rss:.0f} MB (peak {peak:.0f} MB)", f"< {RSS_GOAL_MB} MB", peak < RSS_GOAL_MB
-    )
+    report.bar("resident memory", f"{rss:.0f} MB (peak {peak:.0f} MB)", f"< {rss_goal:g} MB", peak < rss_goal)
     report.bar(
         "register p99 through the wave, half load",
         f"{wave.p99_ms:.1f} ms (before: {calm.p99_ms:.1f} ms)",
