@@ -125,19 +125,22 @@ class ClientCache:
     """One ClientInfo for all the seats of a load whose clients say the same.
 
     With 1,000,000 seats, a ClientInfo and its three strings per seat are about 230 MB;
-    seats of one host, or one application's ``user_info``, share them instead. The
-    cache lives for one load only (entries are tuples of strings, cheap to hash).
+    seats of one host share one ClientInfo instead, and clients that differ share the
+    strings they have in common (one application's ``user_info``). The cache lives for
+    one load only.
     """
 
-    __slots__ = ("_known",)
+    __slots__ = ("_known", "_strings")
 
     def __init__(self) -> None:
         self._known: dict[tuple[str | None, str | None, str | None], ClientInfo] = {}
+        self._strings: dict[str, str] = {}
 
     def get(self, fields: tuple[str | None, str | None, str | None]) -> ClientInfo:
         client = self._known.get(fields)
         if client is None:
-            client = self._known[fields] = ClientInfo(*fields)
+            host, ip, info = (None if f is None else self._strings.setdefault(f, f) for f in fields)
+            client = self._known[fields] = ClientInfo(host, ip, info)
         return client
 
 

@@ -130,12 +130,16 @@ def test_a_load_shares_one_client_among_seats_that_say_the_same(tmp_path: Path) 
             for user in ("alice", "bob"):
                 _answer, changes = book.register(user, ClientInfo("ws-1", "10.0.0.2", "cad 7"), NOW)
                 storage.write_now(records.license_ops(book, changes))
-            _answer, changes = book.register("carol", ClientInfo("ws-2"), NOW + timedelta(seconds=1))
+            _answer, changes = book.register(
+                "carol", ClientInfo("ws-2", None, "cad 7"), NOW + timedelta(seconds=1)
+            )
             storage.write_now(records.license_ops(book, changes))
         loaded = records.load_books(storage)
     assert [b.seats for b in loaded] == [b.seats for b in books]
     first, second = loaded
     assert first.seats["alice"].client is first.seats["bob"].client is second.seats["alice"].client
     assert first.seats["carol"].client is not first.seats["alice"].client
+    assert second.seats["carol"].client is first.seats["carol"].client
+    assert first.seats["carol"].client.user_info is first.seats["alice"].client.user_info
     seat = first.seats["alice"]
     assert seat.refreshed_at is seat.registered_at
