@@ -250,8 +250,8 @@ class DirectoryActor(pykka.ThreadingActor):
         logger.warning("license %d was not removed: the change could not be stored", license_id)
 
     def _start_license(self, book: LicenseBook) -> None:
-        # Posted here, not only by the actor: the sweeper starts the actor of a license
-        # whose seats are due, and nothing else may start it before then.
+        # Posted here, not only by the actor: until a request starts the actor, this is
+        # how the sweeper learns when to start it to free the seats that run out.
         self._holder.due[book.license_id] = book.next_expiry()
         policy = book.policy
         self._entries[book.license_id] = LicenseEntry(
