@@ -65,8 +65,8 @@ def scale_scenario(
     )
     config = workdir / "floatkey.yaml"
     # No hardware keys: the scenario has no key-bound license, and a server watching the
-    # readers of a pcscd that others use on the machine stalled for seconds when they came
-    # and went (p99 1,347 ms through one wave).
+    # readers of a pcscd that others use on the machine had pauses of seconds when their
+    # keys came and went (p99 1,347 ms through one wave, docs/benchmarks.md).
     config.write_text(server_lines(settings) + "hardwareKey:\n  enabled: false\n", encoding="utf-8")
     server = floatkey_server(data_dir, workdir / "floatkey.log", config).start()
     try:
