@@ -64,12 +64,16 @@ class Process:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
-    def rss_bytes(self) -> int:
+    def rss_bytes(self, field: str = "VmRSS") -> int:
+        """Resident memory; ``field`` RssAnon or RssFile for its parts (the heap, mapped files)."""
         with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+    def thread_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/task"))
 
     def stop(self) -> None:
         if self.proc is not None:

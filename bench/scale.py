@@ -23,7 +23,7 @@ CLIENT = ClientInfo(os_hostname="scale-host", ip_local="10.1.0.1", user_info="se
 
 def add_licenses(data_dir: Path, licenses: int, seats: int) -> None:
     """``licenses`` licenses of ``seats`` seats each, through the embedding API."""
-    with Floatkey(Settings(data_dir=data_dir)) as fk:
+    with Floatkey(Settings(data_dir=data_dir), hardware_keys=False) as fk:
         for i in range(licenses):
             fk.add_license(
                 {"product": f"scale{i:05d}", "floating_users": seats, "floating_timeout": TIMEOUT_MINUTES}

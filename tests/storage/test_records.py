@@ -110,3 +110,36 @@ def test_a_newer_directory_is_refused(tmp_path: Path) -> None:
         storage.write_now([("put", records.META, records.SCHEMA_KEY, records.SCHEMA_VERSION + 1)])
     with pytest.raises(StorageError, match="written by a newer floatkey"):
         Storage(tmp_path / "data")
+
+
+def test_a_load_shares_one_client_among_seats_that_say_the_same(tmp_path: Path) -> None:
+    """1,000,000 seats at 230 bytes of client each would not fit in 1 GB (docs/benchmarks.md)."""
+    books = [LicenseBook(license_id=lid, policy=rich_policy(), added_at=NOW) for lid in (3, 4)]
+    with opened(tmp_path / "data") as storage:
+        for book in books:
+            storage.write_now(
+                [
+                    (
+                        "put",
+                        records.LICENSES,
+                        records.license_key(book.license_id),
+                        records.license_record(book),
+                    )
+                ]
+            )
+            for user in ("alice", "bob"):
+                _answer, changes = book.register(user, ClientInfo("ws-1", "10.0.0.2", "cad 7"), NOW)
+                storage.write_now(records.license_ops(book, changes))
+            _answer, changes = book.register(
+                "carol", ClientInfo("ws-2", None, "cad 7"), NOW + timedelta(seconds=1)
+            )
+            storage.write_now(records.license_ops(book, changes))
+        loaded = records.load_books(storage)
+    assert [b.seats for b in loaded] == [b.seats for b in books]
+    first, second = loaded
+    assert first.seats["alice"].client is first.seats["bob"].client is second.seats["alice"].client
+    assert first.seats["carol"].client is not first.seats["alice"].client
+    assert second.seats["carol"].client is first.seats["carol"].client
+    assert first.seats["carol"].client.user_info is first.seats["alice"].client.user_info
+    seat = first.seats["alice"]
+    assert seat.refreshed_at is seat.registered_at

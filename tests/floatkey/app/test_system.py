@@ -9,7 +9,7 @@ import pykka
 import pytest
 
 from floatkey import Floatkey, FloatkeyError, Settings
-from floatkey.actors.directory import IndexHolder, LicenseEntry, LicenseIndex
+from floatkey.actors.directory import IndexHolder, LicenseCell, LicenseEntry, LicenseIndex
 from floatkey.actors.hardware_key import HardwareKeyActor
 from floatkey.actors.license import Envelope, Sweep
 from floatkey.app import sweeper as sweeping
@@ -258,7 +258,11 @@ def probe_board(probes: dict[int, pykka.ActorRef]) -> IndexHolder:
         LicenseIndex(
             {
                 lid: LicenseEntry(
-                    license_id=lid, product=f"p{lid}", key_serial=None, requires_key=False, ref=ref
+                    license_id=lid,
+                    product=f"p{lid}",
+                    key_serial=None,
+                    requires_key=False,
+                    cell=LicenseCell.running(ref),
                 )
                 for lid, ref in probes.items()
             }
