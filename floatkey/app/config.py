@@ -36,6 +36,9 @@ class HardwareKeySettings:
     pin_file: Path | None = None
     #: Environment variable holding the PIV PIN, used when ``pin_file`` is not set.
     pin_env: str = "FLOATKEY_PIV_PIN"
+    #: Serials (decimal) of the only keys that may receive the PIN and be used; empty: any
+    #: key whose certificate passes. Name them when no CA is configured.
+    pin_serials: tuple[str, ...] = ()
     #: Readers whose name contains one of these strings are ignored.
     ignore_readers: tuple[str, ...] = ()
     #: Seconds between full re-verifications (certificate and signature) of a key.
@@ -229,6 +232,11 @@ def _check(s: Settings, source: str) -> None:
         raise bad("hardwareKey.pcscTimeout", "must be more than 0 seconds")
     if s.hardware_key.verify_interval <= 0:
         raise bad("hardwareKey.verifyInterval", "must be more than 0 seconds")
+    for serial in s.hardware_key.pin_serials:
+        if not serial.isdigit() or serial != str(int(serial)):
+            raise bad(
+                "hardwareKey.pinSerials", f"{serial!r} is not a key serial (decimal digits, no leading 0)"
+            )
     if s.auth.token_lifetime < 60:
         raise bad("auth.tokenLifetime", "must be at least 60 seconds")
     if s.auth.max_failed_logins < 1:

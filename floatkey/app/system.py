@@ -26,6 +26,7 @@ from floatkey.actors.hardware_key import HardwareKeyActor
 from floatkey.actors.license import LicenseRequest, Ticket
 from floatkey.app.config import Settings
 from floatkey.errors import (
+    ConfigError,
     FloatkeyError,
     StorageError,
     license_removed,
@@ -34,6 +35,8 @@ from floatkey.errors import (
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
+from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
+from floatkey.hardware.refused_pins import RefusedPins
 from floatkey.rules.policy import Policy, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
@@ -108,7 +111,13 @@ class Floatkey:
 
     def _start_hardware_keys(self) -> KeyChecker:
         settings = self.settings.hardware_key
-        ref = HardwareKeyActor.start(settings, read_pin(settings))
+        try:
+            pin = read_pin(settings)
+            refused = RefusedPins(self.settings.data_dir / REFUSED_PINS_FILE)
+        except ConfigError:
+            self.stop()
+            raise
+        ref = HardwareKeyActor.start(settings, pin, refused)
         self._refs.append(ref)
         return KeyGate(ref.proxy().live_check, self._timeout)
 
