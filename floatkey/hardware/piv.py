@@ -402,7 +402,8 @@ def refused_pin_reason(tries_left: int) -> str:
     )
 
 
-def _never(serial: str) -> bool:
+def never_refused(serial: str) -> bool:
+    """The default ``refused_pin`` of :func:`validate`: no key has refused the PIN."""
     return False
 
 
@@ -410,7 +411,7 @@ def validate(
     transmit: Transmit,
     ca_cert: x509.Certificate | None,
     pin: str | None,
-    refused_pin: Callable[[str], bool] = _never,
+    refused_pin: Callable[[str], bool] = never_refused,
     pin_serials: Container[str] | None = None,
 ) -> Verdict:
     """Check a key per hardware-key.md "What valid means".

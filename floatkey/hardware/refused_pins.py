@@ -42,8 +42,10 @@ def _digest(pin: str, salt: bytes) -> bytes:
 class RefusedPins:
     """The record of refused PINs; ``path`` None keeps it in memory only (for embedding and tests)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, read_only: bool = False) -> None:
+        """``read_only`` (``floatkey doctor``): consult the server's record, never write it."""
         self.path = path
+        self._read_only = read_only
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[bytes, bytes]] = self._load()
         #: scrypt results of (PIN, salt) already computed, so re-checks cost nothing.
@@ -106,7 +108,7 @@ class RefusedPins:
 
     def _save(self) -> None:
         """Write the whole record owner-only, atomically (temporary file, fsync, rename)."""
-        if self.path is None:
+        if self.path is None or self._read_only:
             return
         body = {
             "version": _VERSION,
