@@ -113,6 +113,8 @@ class HardwareKeyActor(pykka.ThreadingActor):
         self._pin = pin
         self._refused = refused_pins if refused_pins is not None else RefusedPins(None)
         self._pin_serials = frozenset(settings.pin_serials) or None
+        #: Serials already named in the log as getting the PIN without a CA.
+        self._pin_told: set[str] = set()
         self._ca_cert = None
         if settings.ca_certificate is not None:
             from floatkey.hardware.ca import load_certificate
@@ -284,7 +286,15 @@ class HardwareKeyActor(pykka.ThreadingActor):
             )
 
     def _pin_refused(self, serial: str) -> bool:
-        return self._pin is not None and self._refused.refused(serial, self._pin)
+        """Asked by piv.validate just before VERIFY: True keeps the PIN from the key."""
+        if self._pin is None:
+            return False
+        if self._refused.refused(serial, self._pin):
+            return True
+        if self._ca_cert is None and serial not in self._pin_told:
+            self._pin_told.add(serial)
+            logger.warning("hardware keys: sending the PIN to key %s (no CA configured)", serial)
+        return False
 
     def _probe(self, slot: _Slot) -> None:
         """One live APDU: the card must still answer with the serial it was verified with."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -187,7 +188,10 @@ def test_card_from_another_ca_gets_no_pin_and_is_left_to_others(
     assert foreign.counts[0x20] == 0
 
 
-def test_without_a_ca_only_listed_serials_get_the_pin(start_actor, virtual_keys, make_test_card) -> None:
+def test_without_a_ca_only_listed_serials_get_the_pin(
+    start_actor, virtual_keys, make_test_card, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="floatkey.actors.hardware_key")
     ref = start_actor(ca_certificate=None, pin_serials=("5001",))
     listed, unlisted = make_test_card(5001), make_test_card(5002)
     virtual_keys.plug(listed, port=35963)
@@ -196,6 +200,9 @@ def test_without_a_ca_only_listed_serials_get_the_pin(start_actor, virtual_keys,
     key = wait_state(ref, READERS[1], "invalid")
     assert (key["serial"], key["reason"]) == ("5002", "serial not in hardwareKey.pinSerials")
     assert unlisted.counts[0x20] == 0 and unlisted.tries_left == 3
+    assert "the PIN is sent only to keys 5001 (hardwareKey.pinSerials)" in caplog.text
+    assert "sending the PIN to key 5001 (no CA configured)" in caplog.text
+    assert "to key 5002" not in caplog.text and TEST_PIN not in caplog.text
 
 
 def test_no_pin_on_pin_key_is_pin_required(start_actor, virtual_keys, make_test_card) -> None:
