@@ -5,6 +5,18 @@ It watches readers and cards, opens each card exclusively, checks that it is a v
 reset or talk to the card behind its back), re-verifies every ``verify_interval`` seconds,
 and broadcasts ``key_connected`` / ``key_disconnected`` to :class:`HardwareKeyListener`\\ s.
 
+A card that is not a key of this server (not PIV, serial not in ``pinSerials``, certificate
+not from the CA) or that nothing can make valid before it is plugged in again (PIN refused
+or blocked) is let go at once, so other programs can use it; it is looked at again only
+when it is re-inserted. Sharing our own keys instead (``SCARD_SHARE_SHARED`` with a
+transaction per check) was measured and rejected: pcsc-lite 1.9.9's
+``SCardBeginTransaction`` waits without limit while another process holds a transaction,
+even with ``PCSCLITE_NO_BLOCKING=1``, and a verified PIN would be usable by any process
+sharing the card.
+
+A PIN a key refused is remembered across restarts (floatkey/hardware/refused_pins.py) and
+not sent to that key again until the configured PIN changes.
+
 No PC/SC call may block the actor: ``SCardConnect`` waits without limit while another
 process holds a transaction, so connections are opened by short-lived worker threads, each
 with its own PC/SC context (pcsc-lite serializes calls per context), and a connection that
@@ -40,6 +52,7 @@ from floatkey.hardware.pcsc import (
     PcscError,
     open_link,
 )
+from floatkey.hardware.refused_pins import RefusedPins
 from floatkey.hardware.states import STATE_BUSY, STATE_INVALID, STATE_VALID
 from floatkey.hardware.watcher import ReadersSeen, Tick, Watcher
 
@@ -73,6 +86,8 @@ class _Slot:
     retry_at: float = 0.0
     verified_at: float = 0.0
     serial: str | None = None
+    #: Not a key of this server: let go of, and left alone until it is re-inserted.
+    released: bool = False
     state: str | None = None
     reason: str | None = None
     since: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
@@ -90,10 +105,17 @@ class _Slot:
 class HardwareKeyActor(pykka.ThreadingActor):
     """Owns PC/SC: finds, verifies and watches hardware keys (see the module docstring)."""
 
-    def __init__(self, settings: HardwareKeySettings, pin: str | None) -> None:
+    def __init__(
+        self, settings: HardwareKeySettings, pin: str | None, refused_pins: RefusedPins | None = None
+    ) -> None:
+        """``refused_pins`` None remembers refused PINs only while this actor lives."""
         super().__init__()
         self._settings = settings
         self._pin = pin
+        self._refused = refused_pins if refused_pins is not None else RefusedPins(None)
+        self._pin_serials = frozenset(settings.pin_serials) or None
+        #: Serials already named in the log as getting the PIN without a CA.
+        self._pin_told: set[str] = set()
         self._ca_cert = None
         if settings.ca_certificate is not None:
             from floatkey.hardware.ca import load_certificate
@@ -101,7 +123,6 @@ class HardwareKeyActor(pykka.ThreadingActor):
             self._ca_cert = load_certificate(settings.ca_certificate)
         self._slots: dict[str, _Slot] = {}
         self._pcsc_running = False
-        self._refused_pin: set[str] = set()
         self._attempts = 0
         self._watcher: Watcher | None = None
 
@@ -115,6 +136,16 @@ class HardwareKeyActor(pykka.ThreadingActor):
             )
         if self._pin is None:
             logger.info("hardware keys: no PIN configured; keys are asked to sign without one")
+        elif self._pin_serials is not None:
+            logger.info(
+                "hardware keys: the PIN is sent only to keys %s (hardwareKey.pinSerials)",
+                ", ".join(sorted(self._pin_serials)),
+            )
+        elif self._ca_cert is None:
+            logger.warning(
+                "hardware keys: the PIN is sent to every PIV key plugged into this machine; "
+                "name your keys in hardwareKey.pinSerials or configure hardwareKey.caCertificate"
+            )
         self._watcher = Watcher(self.actor_ref, self._settings.ignore_readers)
         self._watcher.start()
 
@@ -180,7 +211,7 @@ class HardwareKeyActor(pykka.ThreadingActor):
     def _on_tick(self) -> None:
         now = time.monotonic()
         for slot in self._slots.values():
-            if not slot.present:
+            if not slot.present or slot.released:
                 continue
             if slot.attempt and now - slot.attempt_started > self._settings.pcsc_timeout:
                 self._set_state(slot, STATE_BUSY, BUSY_MESSAGE)
@@ -191,7 +222,7 @@ class HardwareKeyActor(pykka.ThreadingActor):
 
     def _verify_interval(self, slot: _Slot) -> float:
         """Full re-verification period; a failed key is retried sooner, PIN aside."""
-        if slot.state == STATE_INVALID and slot.serial not in self._refused_pin:
+        if slot.state == STATE_INVALID:
             return min(self._settings.verify_interval, 5.0)
         return self._settings.verify_interval
 
@@ -236,12 +267,20 @@ class HardwareKeyActor(pykka.ThreadingActor):
         assert slot.link is not None
         slot.verified_at = time.monotonic()
         try:
-            verdict = piv.validate(slot.link.transmit, self._ca_cert, self._pin, self._refused_pin)
+            verdict = piv.validate(
+                slot.link.transmit, self._ca_cert, self._pin, self._pin_refused, self._pin_serials
+            )
         except PcscError as exc:
             self._link_failed(slot, exc)
             return
-        if verdict.wrong_pin_tries is not None and verdict.serial is not None:
-            self._refused_pin.add(verdict.serial)
+        if verdict.serial is not None and self._pin is not None:
+            if verdict.pin_refused:
+                self._refused.remember(verdict.serial, self._pin)
+            elif verdict.valid:
+                self._refused.forget(verdict.serial)
+        if verdict.release:
+            self._drop_link(slot)
+            slot.released = True
         if verdict.serial != slot.serial and slot.state == STATE_VALID:
             self._set_state(slot, STATE_INVALID, "card replaced")
         slot.serial = verdict.serial
@@ -249,6 +288,23 @@ class HardwareKeyActor(pykka.ThreadingActor):
             self._set_state(slot, STATE_VALID, None)
         else:
             self._set_state(slot, STATE_INVALID, verdict.reason)
+        if verdict.release:
+            logger.info(
+                "hardware keys: let go of the card in %s for other programs; it is looked at "
+                "again when it is plugged in again",
+                slot.reader,
+            )
+
+    def _pin_refused(self, serial: str) -> bool:
+        """Asked by piv.validate just before VERIFY: True keeps the PIN from the key."""
+        if self._pin is None:
+            return False
+        if self._refused.refused(serial, self._pin):
+            return True
+        if self._ca_cert is None and serial not in self._pin_told:
+            self._pin_told.add(serial)
+            logger.warning("hardware keys: sending the PIN to key %s (no CA configured)", serial)
+        return False
 
     def _probe(self, slot: _Slot) -> None:
         """One live APDU: the card must still answer with the serial it was verified with."""
@@ -289,6 +345,7 @@ class HardwareKeyActor(pykka.ThreadingActor):
             logger.warning("hardware key %s lost from %s: %s", slot.serial, slot.reader, why)
             listener.send(HardwareKeyListener, "key_disconnected", serial=slot.serial, reader=slot.reader)
         slot.serial, slot.state, slot.reason, slot.retry_at = None, None, None, 0.0
+        slot.released = False
 
     def _set_state(self, slot: _Slot, state: str, reason: str | None) -> None:
         if (state, reason) == (slot.state, slot.reason):

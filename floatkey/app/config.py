@@ -55,6 +55,9 @@ class HardwareKeySettings:
     pin_file: Path | None = None
     #: Environment variable holding the PIV PIN, used when ``pin_file`` is not set.
     pin_env: str = "FLOATKEY_PIV_PIN"
+    #: Serials (decimal) of the only keys that may receive the PIN and be used; empty: any
+    #: key whose certificate passes. Name them when no CA is configured.
+    pin_serials: tuple[str, ...] = ()
     #: Readers whose name contains one of these strings are ignored.
     ignore_readers: tuple[str, ...] = ()
     #: Seconds between full re-verifications (certificate and signature) of a key.
@@ -327,6 +330,11 @@ def _check(s: Settings, source: str) -> None:
         raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity!r}")
     if isinstance(s.cpu_affinity, int) and s.cpu_affinity < 0:
         raise bad("cpuAffinity", f"must be auto, all or a CPU number, not {s.cpu_affinity}")
+    for serial in s.hardware_key.pin_serials:
+        if not serial.isdigit() or serial != str(int(serial)):
+            raise bad(
+                "hardwareKey.pinSerials", f"{serial!r} is not a key serial (decimal digits, no leading 0)"
+            )
     try:
         client_address.networks(s.auth.trusted_proxies)
     except ValueError as exc:

@@ -47,6 +47,8 @@ from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, ove
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
+from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
+from floatkey.hardware.refused_pins import RefusedPins
 from floatkey.metrics import Metrics, StateCollector
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
@@ -206,7 +208,9 @@ class Floatkey:
 
     def _start_hardware_keys(self) -> None:
         settings = self.settings.hardware_key
-        ref = HardwareKeyActor.start(settings, read_pin(settings))
+        # A PIN a key refused is remembered across restarts, so it is never sent to it again.
+        refused = RefusedPins(self.settings.data_dir / REFUSED_PINS_FILE)
+        ref = HardwareKeyActor.start(settings, read_pin(settings), refused)
         self._key_actor = hardware_key_proxy(ref)
         self._keys = KeyGate(self._key_actor.live_check, self._timeout)
 

@@ -4,8 +4,10 @@ It prints whether the PC/SC service answers, every reader and card (ATR), for ea
 PIV serial and whether it is a valid key (and why not), and, on Linux, every process
 connected to pcscd's socket: pcscd does not say which client owns a card, so the processes
 connected to it are the suspects. The PIN comes from ``--pin-file``, the configuration, or
-the environment variable ``FLOATKEY_PIV_PIN``; it is never printed. A running floatkey server
-holds its keys exclusively, so stop it to diagnose its keys.
+the environment variable ``FLOATKEY_PIV_PIN``; it is never printed. With ``--config`` it
+follows the server's rules for the PIN: only to ``pinSerials``, and never to a key that
+already refused it (``refused-pins.json`` in ``dataDir``, read, never written). A running
+floatkey server holds its keys exclusively, so stop it to diagnose its keys.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from floatkey.hardware.pcsc import (
     open_link,
     scard,
 )
+from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
+from floatkey.hardware.refused_pins import RefusedPins
 
 PCSCD_SOCKET = "/run/pcscd/pcscd.comm"
 MACOS_GUIDANCE = (
@@ -142,14 +146,17 @@ def _connect_bounded(reader: str, timeout: float) -> tuple[CardLink | None, str 
 
 
 def _check_card(
-    reader: str, ca: x509.Certificate | None, pin: str | None, timeout: float, out: Printer
+    reader: str, ca: x509.Certificate | None, pin: str | None, timeout: float, out: Printer, rules: _PinRules
 ) -> bool:
     link, why = _connect_bounded(reader, timeout)
     if link is None:
         out(f"    key: not checked: {why}")
         return False
     try:
-        verdict = piv.validate(link.transmit, ca, pin)
+        refused = (
+            (lambda serial: rules.refused.refused(serial, pin)) if pin is not None else piv.never_refused
+        )
+        verdict = piv.validate(link.transmit, ca, pin, refused, rules.serials)
     except PcscError as exc:
         out(f"    key: card stopped answering: {exc}")
         return False
@@ -187,13 +194,24 @@ def _readers(out: Printer) -> list[tuple[str, bool, bytes]] | None:
         scard.SCardReleaseContext(context)
 
 
-def _settings(args: argparse.Namespace) -> HardwareKeySettings:
+class _PinRules:
+    """The server's rules for sending the PIN: allowed serials and PINs keys refused."""
+
+    def __init__(self, serials: tuple[str, ...], refused: RefusedPins) -> None:
+        self.serials = frozenset(serials) or None
+        self.refused = refused
+
+
+def _settings(args: argparse.Namespace) -> tuple[HardwareKeySettings, _PinRules]:
     settings = HardwareKeySettings()
+    refused = RefusedPins(None)
     if args.config is not None:
         from floatkey.app.config import load
 
-        settings = load(args.config).hardware_key
-    return settings
+        loaded = load(args.config)
+        settings = loaded.hardware_key
+        refused = RefusedPins(loaded.data_dir / REFUSED_PINS_FILE, read_only=True)
+    return settings, _PinRules(settings.pin_serials, refused)
 
 
 def _pin(args: argparse.Namespace, settings: HardwareKeySettings) -> str | None:
@@ -220,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, out: Printer = print) -> int:
     """Print the diagnosis; 0 when PC/SC runs, a valid key is there and no card fails."""
     args = _parser().parse_args(argv)
-    settings = _settings(args)
+    settings, rules = _settings(args)
     ca_path = args.ca or settings.ca_certificate
     ca = None
     if ca_path is not None:
@@ -229,13 +247,18 @@ def main(argv: list[str] | None = None, out: Printer = print) -> int:
         ca = load_certificate(ca_path)
     pin = _pin(args, settings)
     timeout = args.timeout or settings.pcsc_timeout
-    healthy = _report_cards(ca, pin, timeout, settings.ignore_readers, out)
+    healthy = _report_cards(ca, pin, timeout, settings.ignore_readers, out, rules)
     _report_clients(out)
     return 0 if healthy else 1
 
 
 def _report_cards(
-    ca: x509.Certificate | None, pin: str | None, timeout: float, ignore: tuple[str, ...], out: Printer
+    ca: x509.Certificate | None,
+    pin: str | None,
+    timeout: float,
+    ignore: tuple[str, ...],
+    out: Printer,
+    rules: _PinRules,
 ) -> bool:
     readers = _readers(out)
     if readers is None:
@@ -259,7 +282,7 @@ def _report_cards(
             continue
         out(f"    card: ATR {atr.hex(' ').upper()}")
         if not ignored:
-            ok = _check_card(name, ca, pin, timeout, out)
+            ok = _check_card(name, ca, pin, timeout, out, rules)
             healthy, valid = healthy and ok, valid + ok
     if not valid:
         out("No valid hardware key found.")

@@ -387,49 +387,74 @@ class Verdict:
     serial: str | None
     valid: bool
     reason: str | None = None
-    #: PIN tries left after a wrong PIN (so the caller never tries it again).
-    wrong_pin_tries: int | None = None
+    #: The configured PIN was refused in this check: remember it, never send it again.
+    pin_refused: bool = False
+    #: Not a key floatkey can use until it is plugged in again (not a PIV card, serial not
+    #: allowed, certificate not from the CA, PIN refused or blocked): let go of the card.
+    release: bool = False
+
+
+def refused_pin_reason(tries_left: int) -> str:
+    """The reason shown for a key that refused the configured PIN."""
+    return (
+        f"the configured PIN was refused by this key ({tries_left} tries left); change "
+        "hardwareKey.pinFile (or the variable named by pinEnv) - floatkey will not try it again"
+    )
+
+
+def never_refused(serial: str) -> bool:
+    """The default ``refused_pin`` of :func:`validate`: no key has refused the PIN."""
+    return False
 
 
 def validate(
     transmit: Transmit,
     ca_cert: x509.Certificate | None,
     pin: str | None,
-    refused_pin: Container[str] = (),
+    refused_pin: Callable[[str], bool] = never_refused,
+    pin_serials: Container[str] | None = None,
 ) -> Verdict:
     """Check a key: valid as docs/hardware-keys.md defines it.
 
-    ``refused_pin`` holds the serials of keys that already refused this PIN: it is then not
-    sent to them again (three wrong PINs block a YubiKey), and they stay invalid.
+    The PIN is sent last, and only to a key that earned it: a PIV key whose serial is in
+    ``pin_serials`` (None: any serial) and whose certificate parses and, with a CA,
+    chains to it. ``refused_pin(serial)`` says the key already refused this PIN: it is then
+    not sent again (three wrong PINs block a YubiKey), and the key stays invalid.
     Card I/O errors of the transport propagate; PIV errors become an invalid verdict.
     """
     serial: str | None = None
     try:
         select(transmit)
         serial = str(read_serial(transmit))
-        cert = read_certificate(transmit)
-        if ca_cert is not None:
-            check_chain(cert, ca_cert)
-        public_key = cert.public_key()
-        algorithm_for(public_key)
+        if pin_serials is not None and serial not in pin_serials:
+            return Verdict(serial, False, "serial not in hardwareKey.pinSerials", release=True)
+        try:
+            cert = read_certificate(transmit)
+            if ca_cert is not None:
+                check_chain(cert, ca_cert)
+            public_key = cert.public_key()
+            algorithm_for(public_key)
+        except (PivError, InvalidKey) as exc:
+            return Verdict(serial, False, str(exc), release=True)
         if pin is not None:
-            if serial in refused_pin:
+            if refused_pin(serial):
                 tries = pin_tries_left(transmit)
                 if tries is not None:
-                    return Verdict(serial, False, f"wrong PIN, {tries} tries left", tries)
-            verify_pin(transmit, pin)
+                    return Verdict(serial, False, refused_pin_reason(tries), release=True)
+            else:
+                verify_pin(transmit, pin)
         digest = secrets.token_bytes(32)
         signature = sign_digest(transmit, digest, public_key)
         if not verify_signature(public_key, digest, signature):
             raise InvalidKey("signature does not verify with the certificate's public key")
     except WrongPin as exc:
-        return Verdict(serial, False, str(exc), exc.tries_left)
+        return Verdict(serial, False, refused_pin_reason(exc.tries_left), pin_refused=True, release=True)
     except PinRequired:
         return Verdict(serial, False, "PIN required")
     except PinBlocked:
-        return Verdict(serial, False, "PIN blocked")
+        return Verdict(serial, False, "PIN blocked", release=True)
     except (PivError, InvalidKey) as exc:
-        return Verdict(serial, False, _reason(exc, serial))
+        return Verdict(serial, False, _reason(exc, serial), release=serial is None)
     return Verdict(serial, True)
 
 

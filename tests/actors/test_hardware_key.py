@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from floatkey.hardware import ca
 from floatkey.hardware.gate import KeyGate
 from floatkey.hardware.listener import HardwareKeyListener
 from floatkey.hardware.pcsc import BUSY_MESSAGE
+from floatkey.hardware.piv import refused_pin_reason
+from floatkey.hardware.refused_pins import RefusedPins
 from tests.support.pcsc import PORTS, READERS, TEST_PIN, wait_for
 
 ACTION = "registering user"
@@ -37,10 +40,10 @@ def start_actor(pcscd, ca_file: Path) -> Iterator[Any]:
     """``start_actor(pin=TEST_PIN, **settings)`` -> proxy; stopped after the test."""
     refs: list[pykka.ActorRef[Any]] = []
 
-    def start(pin: str | None = TEST_PIN, **settings: Any) -> Any:
+    def start(pin: str | None = TEST_PIN, refused_pins: RefusedPins | None = None, **settings: Any) -> Any:
         settings.setdefault("ca_certificate", ca_file)
         settings.setdefault("pcsc_timeout", 1.0)
-        ref = HardwareKeyActor.start(HardwareKeySettings(**settings), pin)
+        ref = HardwareKeyActor.start(HardwareKeySettings(**settings), pin, refused_pins)
         refs.append(ref)
         return ref
 
@@ -120,20 +123,86 @@ def test_bad_signature_is_invalid(start_actor, virtual_keys, make_test_card) -> 
     assert "signature does not verify" in key["reason"]
 
 
-def test_wrong_pin_reported_and_never_retried(start_actor, virtual_keys, make_test_card) -> None:
-    ref = start_actor(pin="000000", verify_interval=0.05)
+def test_wrong_pin_is_tried_once_across_restarts(
+    start_actor, virtual_keys, make_test_card, card_holders, tmp_path
+) -> None:
+    record = tmp_path / "data" / "refused-pins.json"
+    record.parent.mkdir()
     card = make_test_card(1004)
     virtual_keys.plug(card)
-    key = wait_state(ref, READERS[0], "invalid")
-    assert key["reason"] == "wrong PIN, 2 tries left"
-    verifies = card.counts[0x20]
-    wait_for(lambda: card.counts[0x20] > verifies + 3, 10, "several re-verifications")
-    assert card.tries_left == 2
+    for restart in range(4):
+        ref = start_actor(pin="000000", refused_pins=RefusedPins(record), verify_interval=0.05)
+        key = wait_state(ref, READERS[0], "invalid")
+        assert key["reason"] == refused_pin_reason(2), f"restart {restart}"
+        assert card.tries_left == 2, f"the PIN was sent again at restart {restart}"
+        ref.stop(timeout=10)
+    # Refused: let go at once, so an administrator can repair the key with ykman meanwhile.
+    card_holders("exclusive", READERS[0]).release()
+    ref = start_actor(pin="000000", refused_pins=RefusedPins(record))
+    wait_state(ref, READERS[0], "invalid")
     virtual_keys.pull()
     virtual_keys.plug(card)
-    key = wait_state(ref, READERS[0], "invalid")
-    assert key["reason"] == "wrong PIN, 2 tries left"
+    assert wait_state(ref, READERS[0], "invalid")["reason"] == refused_pin_reason(2)
     assert card.tries_left == 2
+
+
+def test_a_changed_pin_is_tried_again(start_actor, virtual_keys, make_test_card, tmp_path) -> None:
+    record = tmp_path / "refused-pins.json"
+    card = make_test_card(1008)
+    virtual_keys.plug(card)
+    ref = start_actor(pin="000000", refused_pins=RefusedPins(record))
+    wait_state(ref, READERS[0], "invalid")
+    ref.stop(timeout=10)
+    ref = start_actor(pin="111111", refused_pins=RefusedPins(record))
+    assert wait_state(ref, READERS[0], "invalid")["reason"] == refused_pin_reason(1)
+    ref.stop(timeout=10)
+    ref = start_actor(pin=TEST_PIN, refused_pins=RefusedPins(record))
+    wait_state(ref, READERS[0], "valid")
+    assert card.tries_left == 3
+    assert not RefusedPins(record).refused("1008", "111111"), "an accepted PIN clears the record"
+
+
+def test_card_from_another_ca_gets_no_pin_and_is_left_to_others(
+    start_actor, virtual_keys, make_test_card, card_holders
+) -> None:
+    ref = start_actor(verify_interval=0.05)
+    other_key, other_cert = ca.make_ca("not the vendor")
+    foreign = make_test_card(1009, ca_key=other_key, ca_cert=other_cert)
+    virtual_keys.plug(foreign, port=35964)
+    wait_state(ref, READERS[1], "invalid")
+    assert foreign.counts[0x20] == 0, "the PIN went to a card from another CA"
+    # Another program can open it exclusively while floatkey runs.
+    card_holders("exclusive", READERS[1]).release()
+    looked = foreign.counts[0xA4]
+    # Not looked at again: let floatkey verify its own key many times meanwhile.
+    own = make_test_card(1010)
+    virtual_keys.plug(own, port=35963)
+    wait_state(ref, READERS[0], "valid")
+    wait_for(lambda: own.counts[0x87] > 20, 20, "many re-verifications of the valid key")
+    assert foreign.counts[0xA4] == looked
+    # Until it is plugged in again.
+    virtual_keys.pull(35964)
+    virtual_keys.plug(foreign, port=35964)
+    wait_for(lambda: foreign.counts[0xA4] > looked, 10, "the re-inserted card to be looked at")
+    assert wait_state(ref, READERS[1], "invalid")["reason"] == "certificate not signed by the configured CA"
+    assert foreign.counts[0x20] == 0
+
+
+def test_without_a_ca_only_listed_serials_get_the_pin(
+    start_actor, virtual_keys, make_test_card, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="floatkey.actors.hardware_key")
+    ref = start_actor(ca_certificate=None, pin_serials=("5001",))
+    listed, unlisted = make_test_card(5001), make_test_card(5002)
+    virtual_keys.plug(listed, port=35963)
+    virtual_keys.plug(unlisted, port=35964)
+    wait_state(ref, READERS[0], "valid")
+    key = wait_state(ref, READERS[1], "invalid")
+    assert (key["serial"], key["reason"]) == ("5002", "serial not in hardwareKey.pinSerials")
+    assert unlisted.counts[0x20] == 0 and unlisted.tries_left == 3
+    assert "the PIN is sent only to keys 5001 (hardwareKey.pinSerials)" in caplog.text
+    assert "sending the PIN to key 5001 (no CA configured)" in caplog.text
+    assert "to key 5002" not in caplog.text and TEST_PIN not in caplog.text
 
 
 def test_no_pin_on_pin_key_is_pin_required(start_actor, virtual_keys, make_test_card) -> None:

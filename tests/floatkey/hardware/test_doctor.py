@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from floatkey.hardware import ca, doctor
+from floatkey.hardware.refused_pins import FILE_NAME, RefusedPins
 from tests.support.pcsc import READERS, TEST_PIN
 
 SS_SAMPLE = """\
@@ -79,3 +80,31 @@ def test_no_card(pcscd) -> None:
     code, text = run([])
     assert "card: none" in text
     assert code == 1
+
+
+def test_doctor_follows_the_servers_pin_rules(virtual_keys, make_test_card, test_ca, tmp_path) -> None:
+    """With --config: no PIN to unlisted serials, nor to a key that refused it before."""
+    ca_path = tmp_path / "ca.pem"
+    ca_path.write_bytes(test_ca[1].public_bytes(serialization.Encoding.PEM))
+    pin = tmp_path / "pin"
+    pin.write_text("000000")
+    data = tmp_path / "data"
+    data.mkdir()
+    RefusedPins(data / FILE_NAME).remember("4004", "000000")
+    config = tmp_path / "floatkey.yaml"
+    config.write_text(
+        f"dataDir: {data}\nhardwareKey:\n  caCertificate: {ca_path}\n  pinFile: {pin}\n"
+        "  pinSerials: ['4004', '4005']\n"
+    )
+    refused = make_test_card(4004)
+    virtual_keys.plug(refused)
+    for _ in range(3):
+        code, text = run(["--config", str(config)])
+        assert "serial 4004, NOT VALID: the configured PIN was refused by this key (3 tries left)" in text
+    assert refused.tries_left == 3 and code == 1
+    virtual_keys.pull()
+    unlisted = make_test_card(4006)
+    virtual_keys.plug(unlisted)
+    code, text = run(["--config", str(config)])
+    assert "serial 4006, NOT VALID: serial not in hardwareKey.pinSerials" in text
+    assert unlisted.tries_left == 3

@@ -95,12 +95,32 @@ def test_bad_signature_is_invalid(vendor) -> None:
 def test_wrong_pin_reports_tries_and_is_not_sent_again(vendor) -> None:
     card = make_card(15, PIN, *vendor)
     verdict = piv.validate(transmitter(card), vendor[1], "000000")
-    assert (verdict.valid, verdict.reason, verdict.wrong_pin_tries) == (False, "wrong PIN, 2 tries left", 2)
+    assert (verdict.valid, verdict.pin_refused, verdict.release) == (False, True, True)
+    assert verdict.reason == piv.refused_pin_reason(2)
+    assert "(2 tries left)" in verdict.reason and "will not try it again" in verdict.reason
     log: list[bytes] = []
-    again = piv.validate(transmitter(card, log), vendor[1], "000000", refused_pin={"15"})
-    assert again.reason == "wrong PIN, 2 tries left"
+    again = piv.validate(transmitter(card, log), vendor[1], "000000", refused_pin={"15"}.__contains__)
+    assert (again.reason, again.pin_refused) == (piv.refused_pin_reason(2), False)
     assert card.tries_left == 2
     assert all(len(c) <= 5 for c in log if c[1] == 0x20), "no PIN may be sent"
+
+
+def test_pin_goes_only_to_listed_serials(vendor) -> None:
+    card = make_card(21, PIN)
+    log: list[bytes] = []
+    verdict = piv.validate(transmitter(card, log), None, PIN, pin_serials={"22"})
+    assert (verdict.serial, verdict.valid, verdict.release) == ("21", False, True)
+    assert verdict.reason == "serial not in hardwareKey.pinSerials"
+    assert not [c for c in log if c[1] == 0x20]
+    assert piv.validate(transmitter(card), None, PIN, pin_serials={"21"}).valid
+
+
+def test_key_from_another_ca_gets_no_pin_and_is_released(vendor) -> None:
+    card = make_card(23, PIN, *ca.make_ca("another CA"))
+    log: list[bytes] = []
+    verdict = piv.validate(transmitter(card, log), vendor[1], PIN)
+    assert (verdict.valid, verdict.release) == (False, True)
+    assert not [c for c in log if c[1] == 0x20]
 
 
 def test_no_pin_on_a_pin_key_is_pin_required(vendor) -> None:
