@@ -13,7 +13,7 @@ from bench.processes import Process, ServerSettings, floatkey_server, server_lin
 from bench.register import P99_GOAL_MS, add_bench_license, describe, half_load
 from bench.report import Report
 
-#: quality.md's bars by size: 100,000 registrations (the default run), then 1,000,000.
+#: The bars by size (docs/benchmarks.md, Bars): 100,000 registrations (the default run), then 1,000,000.
 RSS_GOAL_MB = 300
 RESTART_GOAL_S = 3.0
 LARGE_RSS_GOAL_MB = 1000
