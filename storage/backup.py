@@ -9,6 +9,7 @@ import lmdb
 
 from floatkey.auth.tokens import SECRET_FILE
 from floatkey.errors import StorageError
+from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
 from floatkey.storage import integrity
 
 
@@ -27,8 +28,10 @@ def backup(data_dir: Path, destination: Path) -> None:
         env.copy(str(destination), compact=True)
     finally:
         env.close()
-    secret = Path(data_dir) / SECRET_FILE
-    if secret.exists():
-        target = destination / SECRET_FILE
-        target.write_bytes(secret.read_bytes())
-        os.chmod(target, 0o600)
+    # The token secret, and the PINs keys refused (so a restore never tries one again).
+    for name in (SECRET_FILE, REFUSED_PINS_FILE):
+        kept = Path(data_dir) / name
+        if kept.exists():
+            target = destination / name
+            target.write_bytes(kept.read_bytes())
+            os.chmod(target, 0o600)

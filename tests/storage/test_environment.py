@@ -189,6 +189,7 @@ def test_backup_copies_an_environment_another_process_has_open(tmp_path):
     storage = Storage(tmp_path / "d")
     try:
         storage.write_now([("put", "seats", b"k", "v")])
+        (tmp_path / "d" / "refused-pins.json").write_text('{"1001": "x"}')
         done = backup_command(tmp_path / "d", tmp_path / "copy")
         assert done.returncode == 0, done.stderr
     finally:
@@ -198,6 +199,8 @@ def test_backup_copies_an_environment_another_process_has_open(tmp_path):
         assert copy.get("seats", b"k") == "v"
     finally:
         copy.close()
+    assert (tmp_path / "copy" / "refused-pins.json").read_text() == '{"1001": "x"}'
+    assert (tmp_path / "copy" / "refused-pins.json").stat().st_mode & 0o777 == 0o600
     refused = backup_command(tmp_path / "d", tmp_path / "copy")
     assert refused.returncode == 2 and "not empty" in refused.stderr
 
