@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography import x509
 
 from floatkey.app.config import HardwareKeySettings
+from floatkey.errors import ConfigError
 from floatkey.hardware import piv
 from floatkey.hardware.pcsc import (
     SCARD_E_SHARING_VIOLATION,
@@ -32,6 +33,7 @@ from floatkey.hardware.pcsc import (
     open_link,
     scard,
 )
+from floatkey.hardware.pin import read_pin
 from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
 from floatkey.hardware.refused_pins import RefusedPins
 
@@ -215,10 +217,7 @@ def _settings(args: argparse.Namespace) -> tuple[HardwareKeySettings, _PinRules]
 
 
 def _pin(args: argparse.Namespace, settings: HardwareKeySettings) -> str | None:
-    pin_file = args.pin_file or settings.pin_file
-    if pin_file is not None:
-        return Path(pin_file).read_text().strip("\r\n")
-    return os.environ.get(settings.pin_env) or None
+    return read_pin(settings, args.pin_file)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -245,7 +244,11 @@ def main(argv: list[str] | None = None, out: Printer = print) -> int:
         from floatkey.hardware.ca import load_certificate
 
         ca = load_certificate(ca_path)
-    pin = _pin(args, settings)
+    try:
+        pin = _pin(args, settings)
+    except ConfigError as exc:
+        out(f"floatkey doctor: {exc}")
+        return 2
     timeout = args.timeout or settings.pcsc_timeout
     healthy = _report_cards(ca, pin, timeout, settings.ignore_readers, out, rules)
     _report_clients(out)

@@ -35,7 +35,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from floatkey.errors import ConfigError
 from floatkey.hardware import ca, piv
+from floatkey.hardware.pin import read_pin_file
 
 WARNING = (
     "WARNING: floatkey virtual key - for trials and tests only. Anyone who can reach vpcd's "
@@ -388,11 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     print(WARNING, file=sys.stderr, flush=True)
     try:
-        pin = args.pin if args.pin is not None else args.pin_file.read_text().strip("\r\n")
+        pin = args.pin if args.pin is not None else read_pin_file(args.pin_file)
         ca_key, ca_cert = _load_ca(args)
         card = make_card(args.serial, pin, ca_key, ca_cert, bad_signature=args.bad_signature)
         sock = connect(args.host, args.port, args.wait)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, ConfigError) as exc:
         print(f"floatkey virtual-key: {exc}", file=sys.stderr)
         return 1
     stopping = threading.Event()

@@ -108,3 +108,19 @@ def test_doctor_follows_the_servers_pin_rules(virtual_keys, make_test_card, test
     code, text = run(["--config", str(config)])
     assert "serial 4006, NOT VALID: serial not in hardwareKey.pinSerials" in text
     assert unlisted.tries_left == 3
+
+
+def test_an_unreadable_pin_file_is_a_clear_error_not_a_traceback(tmp_path):
+    lines: list[str] = []
+    assert doctor.main(["--pin-file", str(tmp_path / "missing")], out=lines.append) == 2
+    assert "cannot read" in lines[-1] and "missing" in lines[-1]
+
+
+def test_the_pin_file_means_the_same_to_the_server_and_the_doctor(tmp_path):
+    from floatkey.app.config import HardwareKeySettings
+    from floatkey.hardware.pin import read_pin
+
+    path = tmp_path / "pin"
+    path.write_text("123456 \r\n")
+    assert read_pin(HardwareKeySettings(pin_file=path)) == "123456"
+    assert read_pin(HardwareKeySettings(), path) == "123456"
