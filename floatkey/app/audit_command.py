@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from floatkey.app import config
+from floatkey.app.options import data_dir_options
 from floatkey.audit import trail
 from floatkey.errors import ConfigError, FloatkeyError, StorageError
 
@@ -37,9 +38,7 @@ def main(argv: list[str]) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="YAML configuration file")
-    common.add_argument("--data-dir", type=Path, help="data directory (overrides dataDir)")
+    common = data_dir_options()
     p = argparse.ArgumentParser(
         prog="floatkey audit",
         description="Read the audit trail of a data directory (read-only; the server may run).",

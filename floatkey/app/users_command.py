@@ -13,9 +13,9 @@ import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from floatkey.app import config
+from floatkey.app.options import data_dir_options
 from floatkey.audit import events
 from floatkey.audit.origin import acting_as, cli_origin
 from floatkey.auth import tokens
@@ -57,9 +57,7 @@ def main(argv: list[str]) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="YAML configuration file")
-    common.add_argument("--data-dir", type=Path, help="data directory (overrides dataDir)")
+    common = data_dir_options()
     secret = argparse.ArgumentParser(add_help=False)
     source = secret.add_mutually_exclusive_group()
     source.add_argument("--password-stdin", action="store_true", help="read the password from standard input")

@@ -22,6 +22,7 @@ from licensespring.licensefile.floating_manager import FloatingManager
 
 from floatkey.app.config import Settings
 from floatkey.app.users_command import accounts
+from tests.sdk.support import add_sdk_license
 from tests.support.server import ServerProcess
 
 _products = itertools.count(1)
@@ -37,19 +38,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def product(srv: ServerProcess) -> str:
     """A product with one floating seat, borrowing, metering and a one-seat floating feature."""
-    code = f"py-sdk-{next(_products)}"
-    srv.add_license(
-        product=code,
-        floating_users=1,
-        max_borrow_time=24,
-        license_type="consumption",
-        max_consumptions=100,
-        features=[
-            {"code": "render", "name": "Render", "is_floating": True, "floating_users": 1},
-            {"code": "export", "name": "Export", "feature_type": "consumption", "max_consumption": 10},
-        ],
-    )
-    return code
+    return add_sdk_license(srv, f"py-sdk-{next(_products)}")
 
 
 def client_for(srv: ServerProcess) -> FloatingAPIClient:
