@@ -20,6 +20,7 @@ setup(
         "floatkey.auth",
         "floatkey.hardware",
         "floatkey.rules",
+        "floatkey.licensing",
         "floatkey.actors",
         "floatkey.web",
         "floatkey.storage",
