@@ -26,6 +26,7 @@ DELEGATED = {
     "ca": "floatkey.hardware.ca",
     "virtual-key": "floatkey.hardware.virtual_key",
     "users": "floatkey.app.users_command",
+    "vendor": "floatkey.licensing.vendor",
 }
 
 
