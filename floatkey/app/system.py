@@ -43,6 +43,7 @@ from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, ove
 from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
+from floatkey.licensing.errors import vendor_only
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
@@ -291,6 +292,8 @@ class Floatkey:
         return self.add_policy(policy, serial)
 
     def add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
+        if self.settings.vendor_licenses_only:
+            raise vendor_only()
         policy = checked_dates(policy)
         check_policy(policy)  # a host-built Policy: what storage cannot keep is refused here
         if policy.is_hardware_key_auth:
