@@ -51,5 +51,5 @@ def test_a_key_that_is_not_an_ed25519_public_key_is_refused_at_start(tmp_path: P
     wrong = tmp_path / "ca.pem"
     vendor.init(tmp_path / "v")
     wrong.write_bytes((tmp_path / "v" / "ca.pem").read_bytes())
-    with pytest.raises(ConfigError, match="vendor.publicKeys"):
+    with pytest.raises(ConfigError, match=r"vendor\.publicKeys"):
         load(tmp_path, f"vendor:\n  publicKeys: [{wrong}]\n")
