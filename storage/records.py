@@ -10,6 +10,8 @@ datetimes exact). Keys are ordered so that all records of one license are one ra
 | ``seats`` | license id + user (UTF-8) | one floating seat |
 | ``feature_seats`` | license id + feature + NUL + user | one feature seat |
 | ``users`` | user name (UTF-8); NUL-prefixed marks | one user of authentication mode |
+| ``vendor_licenses`` | the vendor's ``license_uid`` (UTF-8) | license id, sequence, key serials, the file |
+| ``activation_nonces`` | nonce (ASCII) | product, created_at, answered_by (a license_uid or None) |
 
 **Changing a shape** means raising ``SCHEMA_VERSION`` and adding to ``MIGRATIONS`` the
 function that rewrites a directory of the version before, in place (it runs at start-up
@@ -43,7 +45,9 @@ LICENSES = "licenses"
 SEATS = "seats"
 FEATURE_SEATS = "feature_seats"
 USERS = "users"
-DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS)
+VENDOR_LICENSES = "vendor_licenses"
+ACTIVATION_NONCES = "activation_nonces"
+DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, VENDOR_LICENSES, ACTIVATION_NONCES)
 
 SCHEMA_KEY = b"schema_version"
 NEXT_LICENSE_ID = b"next_license_id"
@@ -211,6 +215,34 @@ def _book(
             code: counter_from_record(c) for code, c in record["feature_consumption"].items()
         },
     )
+
+
+# --- vendor license files (docs/licensing.md) ---------------------------------------------
+
+
+def vendor_license_key(license_uid: str) -> bytes:
+    return license_uid.encode("utf-8")
+
+
+def vendor_license_record(
+    license_id: int, sequence: int, key_serials: tuple[str, ...], text: str, installed_at: Any
+) -> dict[str, Any]:
+    """What an installed license file left: which local license it is, at which sequence."""
+    return {
+        "license_id": license_id,
+        "sequence": sequence,
+        "key_serials": list(key_serials),
+        "file": text,
+        "installed_at": installed_at,
+    }
+
+
+def nonce_key(nonce: str) -> bytes:
+    return nonce.encode("ascii")
+
+
+def nonce_record(product: str, created_at: Any, answered_by: str | None = None) -> dict[str, Any]:
+    return {"product": product, "created_at": created_at, "answered_by": answered_by}
 
 
 # --- users -------------------------------------------------------------------------------

@@ -481,6 +481,18 @@ def client_routes() -> list[Route]:
     ]
 
 
+ACTIVATION_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "content", "signatures"],
+    "properties": {
+        "format": {"type": "string"},
+        "content": {"type": "object"},
+        "signatures": {"type": "array", "items": {"type": "object"}},
+    },
+}
+INSTALLED: dict[str, Any] = {"license_uid": {"type": "string"}, "sequence": {"type": "integer"}}
+
+
 def admin_routes() -> list[Route]:
     tags = ("admin",)
     query_policy = {**POLICY, "properties": {**POLICY_FIELDS, "features": POLICY["properties"]["features"]}}
@@ -555,6 +567,28 @@ def admin_routes() -> list[Route]:
             },
             EMPTY,
             tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/license/generate",
+            h.activation_request,
+            ADMIN,
+            "Make an activation request for the vendor (docs/licensing.md)",
+            body(["product"], product=s.PRODUCT),
+            ACTIVATION_REQUEST,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/license/upload",
+            h.upload_license,
+            ADMIN,
+            "Install a vendor license file or refresh file (raw body, or a multipart file field)",
+            None,
+            {**LICENSE_OBJECT, "properties": {**LICENSE_OBJECT["properties"], **INSTALLED}},
+            status=201,
+            tags=tags,
+            file_body=True,
         ),
         Route(
             "GET",

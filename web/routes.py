@@ -36,6 +36,9 @@ class Route:
     #: A GET that changes nothing: HEAD answers it without the body. A GET that changes
     #: state (the V1 shapes ``addProduct``, ``unregister/all``...) refuses HEAD with 405.
     head: bool = False
+    #: The body is a file (any media type, or multipart), not JSON: the handler gets it as
+    #: ``{"file": bytes}`` (web/upload.py).
+    file_body: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
@@ -40,10 +41,12 @@ from floatkey.auth.throttle import Throttle
 from floatkey.auth.tokens import TokenSigner, load_or_create_secret
 from floatkey.auth.users import UserHolder
 from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, overloaded
-from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
+from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys, Wanted
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
+from floatkey.licensing import activation
 from floatkey.licensing.errors import vendor_only
+from floatkey.licensing.signer import trusted_keys
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
@@ -84,6 +87,7 @@ class Floatkey:
         self._hashing = hashing or PasswordHashing()
         self._exit_process = exit_process
         self._timeout = self.settings.actor_timeout
+        self._trusted = trusted_keys(Path(p).expanduser() for p in self.settings.vendor.public_keys)
         self._holder = IndexHolder()
         self.machine_id = machine_hardware_id()
         self._identity = HardwareIdHolder(self.machine_id)
@@ -302,6 +306,26 @@ class Floatkey:
         answer: dict[str, Any] = self._get(self._running_directory().add(policy))
         return answer
 
+    # License files (docs/licensing.md)
+
+    def activation_request(self, product: str) -> dict[str, Any]:
+        """A new activation request for ``product``, signed by every valid key present."""
+        return activation.make_request(
+            product,
+            self.machine_id,
+            self._key_actor,
+            self.hardware_key_status()["keys"],
+            self._running_directory(),
+            self._timeout,
+        )
+
+    def import_license(self, data: bytes | str) -> dict[str, Any]:
+        """Install a license file or a refresh file; answers the license object."""
+        hardware_ids = frozenset({self.machine_id, self.hardware_id})
+        return activation.install(
+            data, self._trusted, self._running_directory(), hardware_ids, self._keys, self._timeout
+        )
+
     def remove_license(self, product: str | None = None, license_id: int | None = None) -> None:
         if product is not None:
             license_id = self._index().resolve(product, license_id).license_id
@@ -376,7 +400,7 @@ class Floatkey:
         """A client action: resolve the license, verify its key, and let its actor answer."""
         entry = self._index().resolve(product, license_id)
         if entry.requires_key:
-            self._checked_key(entry.key_serial, action)
+            self._checked_key(entry.wanted_keys, action)
         return lic.ask(entry.ref, message, self._timeout)
 
     def _each_license(self, message: lic.LicenseMessage[None]) -> None:
@@ -384,7 +408,7 @@ class Floatkey:
         for ticket in tickets:
             ticket.result(self._timeout)
 
-    def _checked_key(self, serial: str | None, action: str) -> str:
+    def _checked_key(self, serial: Wanted, action: str) -> str:
         try:
             return self._keys.check(serial, action)
         except FloatkeyError as exc:
