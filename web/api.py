@@ -574,7 +574,7 @@ def admin_routes() -> list[Route]:
             h.activation_request,
             ADMIN,
             "Make an activation request for the vendor (docs/licensing.md)",
-            body(["product"], product=s.PRODUCT),
+            {"type": "object", "required": ["product"], "properties": {"product": POLICY_FIELDS["product"]}},
             ACTIVATION_REQUEST,
             tags=tags,
         ),
