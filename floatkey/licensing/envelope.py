@@ -59,6 +59,8 @@ def open_file(data: bytes | str, trusted: Mapping[str, ed25519.Ed25519PublicKey]
             data = data.decode("ascii")
         except UnicodeDecodeError:
             raise invalid("it holds characters a license file never has") from None
+    if not data.isascii():
+        raise invalid("it holds characters a license file never has")
     text = data.replace("\r\n", "\n")
     payload = _between(text, BEGIN_CLAIMS, END_CLAIMS)
     token = _between(text, BEGIN_SIGNATURE, END_SIGNATURE).strip()

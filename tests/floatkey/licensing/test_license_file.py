@@ -94,6 +94,12 @@ def test_what_is_not_a_license_file_is_invalid(junk: bytes) -> None:
     refused("license_file_invalid", envelope.open_file, junk, trusted)
 
 
+def test_text_with_characters_no_license_file_has_is_invalid() -> None:
+    key, trusted = vendor_key()
+    text = envelope.seal(claims_for(key), key).replace('"cad"', '"cäd"')
+    refused("license_file_invalid", envelope.open_file, text, trusted)
+
+
 def test_another_vendors_file_has_an_unknown_signer() -> None:
     key, _ = vendor_key()
     _, other_trusted = vendor_key()
