@@ -43,6 +43,8 @@ class LicenseEntry:
     ref: pykka.ActorRef[LicenseActor]
     #: A vendor license file may name several keys: any one of them satisfies the check.
     key_set: tuple[str, ...] = ()
+    #: The license has an end date: the clock guard applies to it.
+    has_end_date: bool = False
 
     @property
     def wanted_keys(self) -> tuple[str, ...] | str | None:
@@ -288,6 +290,7 @@ class DirectoryActor(pykka.ThreadingActor):
             requires_key=policy.is_hardware_key_auth,
             ref=ref,
             key_set=key_set,
+            has_end_date=policy.validity_period is not None,
         )
 
     def _publish(self) -> None:

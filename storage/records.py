@@ -6,6 +6,7 @@ datetimes exact). Keys are ordered so that all records of one license are one ra
 | database | key | value |
 |---|---|---|
 | ``meta`` | ``schema_version``, ``next_license_id`` | int |
+| ``meta`` | ``latest_seen`` | the latest time the server has seen (the clock guard) |
 | ``licenses`` | license id (8 bytes, big-endian) | policy, added_at, counters |
 | ``seats`` | license id + user (UTF-8) | one floating seat |
 | ``feature_seats`` | license id + feature + NUL + user | one feature seat |
@@ -51,6 +52,8 @@ DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, VENDOR_LICENSES, ACTIV
 
 SCHEMA_KEY = b"schema_version"
 NEXT_LICENSE_ID = b"next_license_id"
+#: The latest time seen (floatkey/licensing/clock.py), a datetime.
+LATEST_SEEN = b"latest_seen"
 #: Marks that the configured initial admin password has been used (no user name starts with NUL).
 INITIAL_ADMIN_CREATED = b"\x00initial_admin_created"
 

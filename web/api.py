@@ -252,6 +252,11 @@ HEALTH: dict[str, Any] = {
                 "map_used": {"type": "number"},
             },
         },
+        "clock": {
+            "type": "object",
+            "nullable": True,
+            "properties": {"rolled_back": {"type": "boolean"}, "latest_seen": TIME},
+        },
     },
 }
 

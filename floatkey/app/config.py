@@ -117,6 +117,9 @@ class Settings:
     #: ``vendor`` (only from license files the vendor signed). None: ``vendor`` when
     #: ``vendor.public_keys`` names a key, else ``local``.
     license_source: str | None = None
+    #: Seconds the clock may read earlier than the latest time seen before actions on
+    #: licenses with an end date are refused (clock_rolled_back).
+    clock_rollback_tolerance: float = 3600.0
     vendor: VendorSettings = field(default_factory=VendorSettings)
     hardware_key: HardwareKeySettings = field(default_factory=HardwareKeySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -270,6 +273,8 @@ def _check(s: Settings, source: str) -> None:
         client_address.networks(s.auth.trusted_proxies)
     except ValueError as exc:
         raise bad("auth.trustedProxies", str(exc)) from None
+    if s.clock_rollback_tolerance <= 0:
+        raise bad("clockRollbackTolerance", "must be more than 0 seconds")
     if s.license_source not in (None, "local", "vendor"):
         raise bad("licenseSource", f"must be local or vendor, not {s.license_source!r}")
     if s.license_source == "vendor" and not s.vendor.public_keys:

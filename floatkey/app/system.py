@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,11 +45,12 @@ from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys, Wanted
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
 from floatkey.licensing import activation
+from floatkey.licensing.clock import ClockGuard
 from floatkey.licensing.errors import vendor_only
 from floatkey.licensing.signer import trusted_keys
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
-from floatkey.storage import Storage
+from floatkey.storage import Storage, records
 from floatkey.timeutil import format_time, utcnow
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Floatkey:
         self._directory: DirectoryProxy | None = None
         self._key_actor: HardwareKeyProxy | None = None
         self._accounts: Accounts | None = None
+        self._clock_guard: ClockGuard | None = None
         #: What start() brought up, in order; stop() takes it down in reverse.
         self._stops: list[Callable[[], None]] = []
 
@@ -149,6 +151,12 @@ class Floatkey:
             storage.close()
 
         self._stops.append(close)
+        self._clock_guard = ClockGuard(
+            storage.get(records.META, records.LATEST_SEEN),
+            timedelta(seconds=self.settings.clock_rollback_tolerance),
+            lambda now: storage.write([("put", records.META, records.LATEST_SEEN, now)]),
+        )
+        self._clock_guard.observe(self._clock())
 
     def _start_licenses(self) -> None:
         assert self.storage is not None
@@ -363,6 +371,7 @@ class Floatkey:
             "version": __version__,
             "hardware_id": self.hardware_id,
             "hardware_key": self.hardware_key_status(),
+            "clock": self._clock_guard.status(self._clock()) if self._clock_guard else None,
             "storage": {
                 "writable": writable,
                 "since": format_time(since),
@@ -399,6 +408,8 @@ class Floatkey:
     def _act(self, product: str, license_id: int | None, action: str, message: lic.LicenseMessage[T]) -> T:
         """A client action: resolve the license, verify its key, and let its actor answer."""
         entry = self._index().resolve(product, license_id)
+        if entry.has_end_date and self._clock_guard is not None:
+            self._clock_guard.check(self._clock())
         if entry.requires_key:
             self._checked_key(entry.wanted_keys, action)
         return lic.ask(entry.ref, message, self._timeout)
