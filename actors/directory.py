@@ -21,10 +21,13 @@ from pykka.typing import ActorMemberMixin, proxy_method
 
 from floatkey.actors.license import LicenseActor
 from floatkey.errors import FloatkeyError, StorageError, license_removed, no_license_with_id
+from floatkey.licensing import validation
+from floatkey.licensing.claims import LicenseClaims
 from floatkey.listener import Listener, send
 from floatkey.rules.license import LicenseBook
 from floatkey.rules.policy import Policy
 from floatkey.storage import Storage, records
+from floatkey.storage.environment import Op
 from floatkey.storage.records import license_record, load_book, load_books
 
 logger = logging.getLogger(__name__)
@@ -98,11 +101,20 @@ class LicenseEntry:
     #: ``send``/``ask`` on ``ref``): no proxy, whose making inspects the actor and would cost
     #: a restart 1,000 times over.
     cell: LicenseCell
+    #: A vendor license file may name several keys: any one of them satisfies the check.
+    key_set: tuple[str, ...] = ()
+    #: The license has an end date: the clock guard applies to it.
+    has_end_date: bool = False
 
     @property
     def ref(self) -> pykka.ActorRef[LicenseActor]:
         """The license's actor, started by this first use if it has not been yet."""
         return self.cell.ref
+
+    @property
+    def wanted_keys(self) -> tuple[str, ...] | str | None:
+        """What the key check must find: one of ``key_set``, else ``key_serial``."""
+        return self.key_set or self.key_serial
 
 
 @dataclass(frozen=True)
@@ -178,8 +190,11 @@ class DirectoryActor(pykka.ThreadingActor):
         self._entries: dict[int, LicenseEntry] = {}
 
     def on_start(self) -> None:
+        key_sets = {
+            r["license_id"]: tuple(r["key_serials"]) for _, r in self._storage.items(records.VENDOR_LICENSES)
+        }
         for book in load_books(self._storage):
-            self._start_license(book)
+            self._start_license(book, key_sets.get(book.license_id, ()))
         self._publish()
         logger.info("%d licenses loaded", len(self._entries))
 
@@ -239,17 +254,98 @@ class DirectoryActor(pykka.ThreadingActor):
         self._holder.due.pop(license_id, None)
         logger.info("license %d of product %r removed", license_id, entry.product)
 
+    def open_request(self, nonce: str, product: str) -> None:
+        """Remember an activation request's nonce (stored before the request leaves)."""
+        record = records.nonce_record(product, self._clock())
+        self._storage.wait(
+            self._storage.write([("put", records.ACTIVATION_NONCES, records.nonce_key(nonce), record)])
+        )
+
+    def install(
+        self,
+        claims: LicenseClaims,
+        policy: Policy,
+        text: str,
+        hardware_ids: frozenset[str],
+        valid_keys: frozenset[str],
+    ) -> dict[str, Any]:
+        """Install a verified license file: a new license, or a refresh of the one it names.
+
+        The checks that need stored state (sequence, nonce) run here, in the one actor
+        that installs, so two uploads of one file cannot both pass. A refresh keeps the
+        license's id, seats and counters. Nothing is changed when a check fails.
+        """
+        now = self._clock()
+        uid_key = records.vendor_license_key(claims.license_uid)
+        installed = self._storage.get(records.VENDOR_LICENSES, uid_key)
+        open_nonces = set()
+        if claims.nonce is not None and claims.nonce.isascii():
+            asked = self._storage.get(records.ACTIVATION_NONCES, records.nonce_key(claims.nonce))
+            if asked is not None and asked["answered_by"] is None and asked["product"] == claims.product:
+                open_nonces.add(claims.nonce)
+        here = validation.Installation(
+            now=now,
+            hardware_ids=hardware_ids,
+            valid_keys=valid_keys,
+            installed_sequence=None if installed is None else installed["sequence"],
+            open_nonces=open_nonces,
+        )
+        validation.check(claims, here)
+        running = installed is not None and installed["license_id"] in self._entries
+        if running:
+            assert installed is not None
+            license_id = installed["license_id"]
+            self._entries.pop(license_id).cell.close()
+            self._publish()
+            book = load_book(self._storage, license_id)
+            assert book is not None
+            book.policy = policy
+            ops: list[Op] = []
+        else:
+            license_id = self._storage.get(records.META, records.NEXT_LICENSE_ID) or 1
+            book = LicenseBook(license_id=license_id, policy=policy, added_at=now)
+            ops = [("put", records.META, records.NEXT_LICENSE_ID, license_id + 1)]
+        ops.append(("put", records.LICENSES, records.license_key(license_id), license_record(book)))
+        vendor_record = records.vendor_license_record(
+            license_id, claims.sequence, claims.key_serials, text, now
+        )
+        ops.append(("put", records.VENDOR_LICENSES, uid_key, vendor_record))
+        if claims.nonce is not None and claims.nonce in open_nonces:
+            answered = records.nonce_record(claims.product, now, claims.license_uid)
+            ops.append(("put", records.ACTIVATION_NONCES, records.nonce_key(claims.nonce), answered))
+        try:
+            self._storage.wait(self._storage.write(ops))
+        except StorageError:
+            if running:
+                self._restart(license_id)
+            raise
+        self._start_license(book, claims.key_serials)
+        self._publish()
+        logger.info(
+            "license file %s (sequence %d) installed as license %d for product %r",
+            claims.license_uid,
+            claims.sequence,
+            license_id,
+            claims.product,
+        )
+        return {**book.license_object(now), "license_uid": claims.license_uid, "sequence": claims.sequence}
+
     def _restart(self, license_id: int) -> None:
         book = load_book(self._storage, license_id)
         if book is None:
             self._holder.due.pop(license_id, None)
             return
-        self._start_license(book)
+        vendor_keys = [
+            tuple(r["key_serials"])
+            for _, r in self._storage.items(records.VENDOR_LICENSES)
+            if r["license_id"] == license_id
+        ]
+        self._start_license(book, vendor_keys[0] if vendor_keys else ())
         self._storage.resynced(license_id)
         self._publish()
         logger.warning("license %d was not removed: the change could not be stored", license_id)
 
-    def _start_license(self, book: LicenseBook) -> None:
+    def _start_license(self, book: LicenseBook, key_set: tuple[str, ...] = ()) -> None:
         # Posted here, not only by the actor: until a request starts the actor, this is
         # how the sweeper learns when to start it to free the seats that run out.
         self._holder.due[book.license_id] = book.next_expiry()
@@ -260,6 +356,8 @@ class DirectoryActor(pykka.ThreadingActor):
             key_serial=policy.hardware_key_serial,
             requires_key=policy.is_hardware_key_auth,
             cell=LicenseCell(book, self._start_actor),
+            key_set=key_set,
+            has_end_date=policy.validity_period is not None,
         )
 
     def _start_actor(self, book: LicenseBook) -> pykka.ActorRef[LicenseActor]:
@@ -278,6 +376,8 @@ class DirectoryProxy(ActorMemberMixin, pykka.ActorProxy[DirectoryActor]):
     loaded = proxy_method(DirectoryActor.loaded)
     add = proxy_method(DirectoryActor.add)
     remove = proxy_method(DirectoryActor.remove)
+    open_request = proxy_method(DirectoryActor.open_request)
+    install = proxy_method(DirectoryActor.install)
 
 
 def directory_proxy(ref: pykka.ActorRef[DirectoryActor]) -> DirectoryProxy:

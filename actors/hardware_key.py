@@ -39,10 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pykka
+from cryptography.hazmat.primitives.serialization import Encoding
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from floatkey import listener
 from floatkey.app.config import HardwareKeySettings
+from floatkey.errors import key_not_accessible
 from floatkey.hardware import piv
 from floatkey.hardware.listener import HardwareKeyListener
 from floatkey.hardware.pcsc import (
@@ -57,6 +59,9 @@ from floatkey.hardware.states import STATE_BUSY, STATE_INVALID, STATE_VALID
 from floatkey.hardware.watcher import ReadersSeen, Tick, Watcher
 
 logger = logging.getLogger(__name__)
+
+#: The action named when a key cannot take part in an activation request.
+REQUEST_ACTION = "making an activation request"
 
 #: Wait before connecting again to a card another process holds, in seconds.
 RETRY_DELAY = 0.5
@@ -176,6 +181,52 @@ class HardwareKeyActor(pykka.ThreadingActor):
             for s in self._slots.values()
             if s.present and s.serial is not None and s.verified_at > 0
         }
+
+    def key_certificate(self, serial: str) -> bytes:
+        """The DER slot-9A certificate of the valid key ``serial`` (activation requests)."""
+        slot = self._valid_slot(serial)
+        assert slot.link is not None
+        try:
+            cert = piv.read_certificate(slot.link.transmit)
+        except PcscError as exc:
+            self._link_failed(slot, exc)
+            raise key_not_accessible(REQUEST_ACTION) from None
+        except piv.PivError as exc:
+            logger.warning("hardware key %s: cannot read its certificate: %s", serial, exc)
+            raise key_not_accessible(REQUEST_ACTION) from None
+        return cert.public_bytes(Encoding.DER)
+
+    def sign_with_key(self, serial: str, digest: bytes) -> bytes:
+        """Slot 9A of the valid key ``serial`` signs the SHA-256 ``digest`` (an activation
+        request); the signature is checked with the key's certificate before it leaves."""
+        slot = self._valid_slot(serial)
+        assert slot.link is not None
+        transmit = slot.link.transmit
+        try:
+            cert = piv.read_certificate(transmit)
+            try:
+                signature = piv.sign_digest(transmit, digest, cert.public_key())
+            except piv.PinRequired:
+                if self._pin is None:
+                    raise
+                piv.verify_pin(transmit, self._pin)  # the PIN this key accepted when verified
+                signature = piv.sign_digest(transmit, digest, cert.public_key())
+        except PcscError as exc:
+            self._link_failed(slot, exc)
+            raise key_not_accessible(REQUEST_ACTION) from None
+        except piv.PivError as exc:
+            logger.warning("hardware key %s: cannot sign the activation request: %s", serial, exc)
+            raise key_not_accessible(REQUEST_ACTION) from None
+        if not piv.verify_signature(cert.public_key(), digest, signature):
+            logger.warning("hardware key %s: its signature does not verify with its certificate", serial)
+            raise key_not_accessible(REQUEST_ACTION)
+        return signature
+
+    def _valid_slot(self, serial: str) -> _Slot:
+        for slot in self._slots.values():
+            if slot.serial == serial and slot.state == STATE_VALID and slot.link is not None:
+                return slot
+        raise key_not_accessible(REQUEST_ACTION)
 
     # --- messages from the watcher and the connect workers ---
 
@@ -376,6 +427,8 @@ class HardwareKeyProxy(ActorMemberMixin, pykka.ActorProxy[HardwareKeyActor]):
     status = proxy_method(HardwareKeyActor.status)
     live_check = proxy_method(HardwareKeyActor.live_check)
     verification_ages = proxy_method(HardwareKeyActor.verification_ages)
+    key_certificate = proxy_method(HardwareKeyActor.key_certificate)
+    sign_with_key = proxy_method(HardwareKeyActor.sign_with_key)
 
 
 def hardware_key_proxy(ref: pykka.ActorRef[HardwareKeyActor]) -> HardwareKeyProxy:

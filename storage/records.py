@@ -6,11 +6,14 @@ datetimes exact). Keys are ordered so that all records of one license are one ra
 | database | key | value |
 |---|---|---|
 | ``meta`` | ``schema_version``, ``next_license_id`` | int |
+| ``meta`` | ``latest_seen`` | the latest time the server has seen (the clock guard) |
 | ``licenses`` | license id (8 bytes, big-endian) | policy, added_at, counters |
 | ``seats`` | license id + user (UTF-8) | one floating seat |
 | ``feature_seats`` | license id + feature + NUL + user | one feature seat |
 | ``users`` | user name (UTF-8); NUL-prefixed marks | one user of authentication mode |
 | ``audit`` | record sequence number (8 bytes, big-endian) | one audit record (floatkey/audit/chain.py) |
+| ``vendor_licenses`` | the vendor's ``license_uid`` (UTF-8) | license id, sequence, key serials, the file |
+| ``activation_nonces`` | nonce (ASCII) | product, created_at, answered_by (a license_uid or None) |
 
 ``meta`` also holds ``audit_head`` (the last audit record's seq and hash, written with it)
 and, once pruned, ``audit_checkpoint`` (seq and hash of the last record pruned).
@@ -53,10 +56,14 @@ SEATS = "seats"
 FEATURE_SEATS = "feature_seats"
 USERS = "users"
 AUDIT = "audit"
-DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, AUDIT)
+VENDOR_LICENSES = "vendor_licenses"
+ACTIVATION_NONCES = "activation_nonces"
+DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, AUDIT, VENDOR_LICENSES, ACTIVATION_NONCES)
 
 SCHEMA_KEY = b"schema_version"
 NEXT_LICENSE_ID = b"next_license_id"
+#: The latest time seen (floatkey/licensing/clock.py), a datetime.
+LATEST_SEEN = b"latest_seen"
 #: Marks that the configured initial admin password has been used (no user name starts with NUL).
 INITIAL_ADMIN_CREATED = b"\x00initial_admin_created"
 #: In ``meta``: where the audit chain ends, and where it starts after pruning (chain.Link).
@@ -286,6 +293,34 @@ def _book(
             code: counter_from_record(c) for code, c in record["feature_consumption"].items()
         },
     )
+
+
+# --- vendor license files (docs/licensing.md) ---------------------------------------------
+
+
+def vendor_license_key(license_uid: str) -> bytes:
+    return license_uid.encode("utf-8")
+
+
+def vendor_license_record(
+    license_id: int, sequence: int, key_serials: tuple[str, ...], text: str, installed_at: Any
+) -> dict[str, Any]:
+    """What an installed license file left: which local license it is, at which sequence."""
+    return {
+        "license_id": license_id,
+        "sequence": sequence,
+        "key_serials": list(key_serials),
+        "file": text,
+        "installed_at": installed_at,
+    }
+
+
+def nonce_key(nonce: str) -> bytes:
+    return nonce.encode("ascii")
+
+
+def nonce_record(product: str, created_at: Any, answered_by: str | None = None) -> dict[str, Any]:
+    return {"product": product, "created_at": created_at, "answered_by": answered_by}
 
 
 # --- users -------------------------------------------------------------------------------

@@ -251,6 +251,11 @@ HEALTH: dict[str, Any] = {
                 "map_used": {"type": "number"},
             },
         },
+        "clock": {
+            "type": "object",
+            "nullable": True,
+            "properties": {"rolled_back": {"type": "boolean"}, "latest_seen": TIME},
+        },
     },
 }
 
@@ -480,6 +485,18 @@ def client_routes() -> list[Route]:
     ]
 
 
+ACTIVATION_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "content", "signatures"],
+    "properties": {
+        "format": {"type": "string"},
+        "content": {"type": "object"},
+        "signatures": {"type": "array", "items": {"type": "object"}},
+    },
+}
+INSTALLED: dict[str, Any] = {"license_uid": {"type": "string"}, "sequence": {"type": "integer"}}
+
+
 def admin_routes() -> list[Route]:
     tags = ("admin",)
     query_policy = {**POLICY, "properties": {**POLICY_FIELDS, "features": POLICY["properties"]["features"]}}
@@ -554,6 +571,28 @@ def admin_routes() -> list[Route]:
             },
             EMPTY,
             tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/license/generate",
+            h.activation_request,
+            ADMIN,
+            "Make an activation request for the vendor (docs/licensing.md)",
+            {"type": "object", "required": ["product"], "properties": {"product": POLICY_FIELDS["product"]}},
+            ACTIVATION_REQUEST,
+            tags=tags,
+        ),
+        Route(
+            "POST",
+            f"{V4}/license/upload",
+            h.upload_license,
+            ADMIN,
+            "Install a vendor license file or refresh file (raw body, or a multipart file field)",
+            None,
+            {**LICENSE_OBJECT, "properties": {**LICENSE_OBJECT["properties"], **INSTALLED}},
+            status=201,
+            tags=tags,
+            file_body=True,
         ),
         Route(
             "GET",

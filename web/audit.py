@@ -19,12 +19,13 @@ from floatkey.audit import origin as origins
 from floatkey.audit import trail
 from floatkey.auth import client_address
 from floatkey.errors import FloatkeyError
+from floatkey.web import schemas
 from floatkey.web.routes import ADMIN, Route
 
 #: Most records one answer holds; narrow ``from``/``to`` (or use ``floatkey audit export``) for more.
 MAX_RECORDS = 1000
 
-_TIME = {"type": "string", "description": "RFC 3339 (any offset), or YYYY-MM-DD for midnight UTC"}
+_TIME = schemas.time()
 _RECORD = {
     "type": "object",
     "properties": {

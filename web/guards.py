@@ -102,11 +102,14 @@ class Guards:
             raise _refused(foreign_origin(origin))
         content_type = headers.get("Content-Type")
         declared_json = content_type is not None and media_type(content_type) == JSON_MEDIA_TYPE
-        if not declared_json and (
-            _has_body(headers) or (content_type and request.method not in _SAFE_METHODS)
+        route: Route | None = getattr(request, "floatkey_route", None)
+        file_upload = route is not None and route.file_body  # a foreign Origin was refused above
+        if (
+            not declared_json
+            and not file_upload
+            and (_has_body(headers) or (content_type and request.method not in _SAFE_METHODS))
         ):
             raise _refused(not_json(content_type))
-        route: Route | None = getattr(request, "floatkey_route", None)
         if (
             route is not None
             and route.changes_state

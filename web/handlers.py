@@ -94,6 +94,14 @@ def add_license(fk: Floatkey, body: Fields, _: Fields) -> Any:
     return fk.add_license(body)
 
 
+def activation_request(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    return fk.activation_request(f.product(body))
+
+
+def upload_license(fk: Floatkey, body: Fields, _: Fields) -> Any:
+    return fk.import_license(body["file"])
+
+
 def remove_license(fk: Floatkey, _: Fields, path: Fields) -> Any:
     fk.remove_license(license_id=_path_id(path))
     return ""

@@ -80,7 +80,16 @@ def operation(route: Route, authentication: bool = True) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": _scalar(properties.get(name, _SEGMENT))}
         for name in in_path
     ]
-    if route.method == "POST":
+    if route.file_body:
+        upload = {"type": "string", "format": "binary"}
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": upload},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {"file": upload}}},
+            },
+        }
+    elif route.method == "POST":
         body = {
             **schema,
             "properties": {k: v for k, v in properties.items() if k not in in_path},

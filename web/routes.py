@@ -44,6 +44,9 @@ class Route:
     #: A Bearer token other than a user's that the route also accepts in authentication
     #: mode, checked in constant time (the scrape token of /metrics); None: none.
     token_check: Callable[[str], bool] | None = None
+    #: The body is a file (any media type, or multipart), not JSON: the handler gets it as
+    #: ``{"file": bytes}`` (web/upload.py).
+    file_body: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:

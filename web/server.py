@@ -23,6 +23,7 @@ from floatkey.app.system import Floatkey
 from floatkey.errors import FloatkeyError, StorageError, not_stored
 from floatkey.web import pages
 from floatkey.web.routes import Route, RouteTable, path_params
+from floatkey.web.upload import file_from_body
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ class Api:
         request = cherrypy.serving.request
         route: Route = request.floatkey_route
         try:
-            fields = self._body() if request.method == "POST" else _single_values(query)
+            if route.file_body:
+                fields = {"file": file_from_body(self._raw(), request.headers.get("Content-Type"))}
+            else:
+                fields = self._body() if request.method == "POST" else _single_values(query)
             result = route.handler(self.fk, fields, request.floatkey_path_params)
         except FloatkeyError as error:
             return error_body(error)
@@ -121,6 +125,19 @@ class Api:
         return self.default(**query)
 
     def _body(self) -> dict[str, Any]:
+        raw = self._raw()
+        if not raw.strip():
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise FloatkeyError("invalid_json", "The request body is not valid JSON.") from None
+        if not isinstance(parsed, dict):
+            raise FloatkeyError("invalid_json", "The request body must be a JSON object.")
+        inputs.finite_numbers(parsed)  # NaN, Infinity, 1e400: a validation_error naming the field
+        return parsed
+
+    def _raw(self) -> bytes:
         request = cherrypy.serving.request
         length = request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
@@ -137,16 +154,7 @@ class Api:
         if len(raw) > self.max_body:
             discard(request.body, DRAIN_LIMIT - len(raw))
             raise too_large(self.max_body)
-        if not raw.strip():
-            return {}
-        try:
-            parsed = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise FloatkeyError("invalid_json", "The request body is not valid JSON.") from None
-        if not isinstance(parsed, dict):
-            raise FloatkeyError("invalid_json", "The request body must be a JSON object.")
-        inputs.finite_numbers(parsed)  # NaN, Infinity, 1e400: a validation_error naming the field
-        return parsed
+        return raw
 
 
 def _single_values(query: dict[str, Any]) -> dict[str, Any]:

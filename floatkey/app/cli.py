@@ -29,6 +29,7 @@ DELEGATED = {
     "virtual-key": "floatkey.hardware.virtual_key",
     "users": "floatkey.app.users_command",
     "audit": "floatkey.app.audit_command",
+    "vendor": "floatkey.licensing.vendor",
 }
 
 
@@ -100,6 +101,17 @@ def parser() -> argparse.ArgumentParser:
     _target_args(rm)
     rm.add_argument("license_id", type=int)
     rm.set_defaults(run=run_licenses_remove)
+
+    imp = lic_sub.add_parser("import", help="install a vendor license file or refresh file")
+    _target_args(imp)
+    imp.add_argument("file", type=Path, help="the license file the vendor sent")
+    imp.set_defaults(run=run_licenses_import)
+
+    req = sub.add_parser("activation-request", help="make an activation request to send to the vendor")
+    _target_args(req)
+    req.add_argument("--product", required=True, help="product short code")
+    req.add_argument("--out", type=Path, required=True, help="the request file to write")
+    req.set_defaults(run=run_activation_request)
 
     backup = sub.add_parser("backup", help="copy the data directory while the server runs")
     _settings_args(backup)
@@ -225,6 +237,32 @@ def run_licenses_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_licenses_import(args: argparse.Namespace) -> int:
+    data = args.file.read_bytes()
+    if args.direct:
+        with _direct(args) as fk:
+            answer = fk.import_license(data)
+    else:
+        answer = _http(args.url, "POST", "/api/v4/license/upload", raw=data)
+    print(
+        f"license file {answer['license_uid']} (sequence {answer['sequence']}) installed as license "
+        f"{answer['id']} of product {answer['product_details']['short_code']}"
+    )
+    return 0
+
+
+def run_activation_request(args: argparse.Namespace) -> int:
+    if args.direct:
+        with _direct(args) as fk:
+            answer = fk.activation_request(args.product)
+    else:
+        answer = _http(args.url, "POST", "/api/v4/license/generate", {"product": args.product})
+    args.out.write_text(json.dumps(answer, indent=2, sort_keys=True) + "\n", encoding="ascii")
+    keys = ", ".join(s["serial"] for s in answer["signatures"]) or "none (bound to the hardware ID)"
+    print(f"activation request written to {args.out} (signed by keys: {keys}); send it to the vendor")
+    return 0
+
+
 def run_backup(args: argparse.Namespace) -> int:
     from floatkey.storage.backup import backup
 
@@ -245,10 +283,13 @@ def _direct(args: argparse.Namespace) -> Iterator[Any]:
         yield fk
 
 
-def _http(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
+def _http(
+    url: str, method: str, path: str, body: dict[str, Any] | None = None, *, raw: bytes | None = None
+) -> Any:
+    """Call the server; ``raw`` sends a file as the body instead of ``body`` as JSON."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
+    request.add_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
     token = os.environ.get("FLOATKEY_TOKEN")
     if token:
         request.add_header("Authorization", f"Bearer {token}")

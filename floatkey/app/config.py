@@ -21,6 +21,7 @@ import yaml
 from floatkey.app import affinity
 from floatkey.auth import client_address
 from floatkey.errors import ConfigError
+from floatkey.licensing import signer
 
 
 def setting(
@@ -120,6 +121,15 @@ _INTERNAL = {"internal": True}
 
 
 @dataclass(frozen=True)
+class VendorSettings:
+    """The software vendor whose license files this server installs (docs/licensing.md)."""
+
+    #: PEM files of the vendor's license-signing public keys (``license-signing.pub``); a
+    #: list, so that a new key can be trusted before the old one is retired.
+    public_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server reads from its configuration."""
 
@@ -159,6 +169,14 @@ class Settings:
     #: Exit the process (status 75) instead of answering hardware_key_not_accessible.
     crash_if_no_hardware_key: bool = False
     user_authentication: bool = False
+    #: Where licenses come from: ``local`` (an administrator creates them from a policy) or
+    #: ``vendor`` (only from license files the vendor signed). None: ``vendor`` when
+    #: ``vendor.public_keys`` names a key, else ``local``.
+    license_source: str | None = None
+    #: Seconds the clock may read earlier than the latest time seen before actions on
+    #: licenses with an end date are refused (clock_rolled_back).
+    clock_rollback_tolerance: float = setting(3600.0, above=0, unit="seconds")
+    vendor: VendorSettings = field(default_factory=VendorSettings)
     hardware_key: HardwareKeySettings = field(default_factory=HardwareKeySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
@@ -167,6 +185,13 @@ class Settings:
     #: The configuration file read, and the SHA-256 of its bytes (None: embedded defaults).
     config_file: Path | None = field(default=None, compare=False, metadata=_INTERNAL)
     config_sha256: str | None = field(default=None, compare=False, metadata=_INTERNAL)
+
+    @property
+    def vendor_licenses_only(self) -> bool:
+        """True when licenses come only from vendor license files (``licenseSource``)."""
+        if self.license_source is None:
+            return bool(self.vendor.public_keys)
+        return self.license_source == "vendor"
 
 
 def yaml_key(name: str) -> str:
@@ -339,5 +364,14 @@ def _check(s: Settings, source: str) -> None:
         client_address.networks(s.auth.trusted_proxies)
     except ValueError as exc:
         raise bad("auth.trustedProxies", str(exc)) from None
+    if s.license_source not in (None, "local", "vendor"):
+        raise bad("licenseSource", f"must be local or vendor, not {s.license_source!r}")
+    if s.license_source == "vendor" and not s.vendor.public_keys:
+        raise bad("licenseSource", "vendor needs at least one key in vendor.publicKeys")
+    for i, key_file in enumerate(s.vendor.public_keys):
+        try:
+            signer.load_public_key(Path(key_file).expanduser())
+        except (OSError, ValueError) as exc:
+            raise bad(f"vendor.publicKeys[{i}]", str(exc)) from None
     if (s.tls.certificate is None) != (s.tls.private_key is None):
         raise bad("tls", "set both certificate and privateKey, or neither")

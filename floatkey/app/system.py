@@ -14,7 +14,8 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
@@ -44,15 +45,19 @@ from floatkey.auth.throttle import Throttle
 from floatkey.auth.tokens import TokenSigner, load_or_create_secret
 from floatkey.auth.users import UserHolder
 from floatkey.errors import FloatkeyError, StorageError, no_license_with_id, overloaded
-from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys
+from floatkey.hardware.gate import KeyChecker, KeyGate, NoKeys, Wanted
 from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
 from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
 from floatkey.hardware.refused_pins import RefusedPins
+from floatkey.licensing import activation
+from floatkey.licensing.clock import ClockGuard
+from floatkey.licensing.errors import vendor_only
+from floatkey.licensing.signer import trusted_keys
 from floatkey.metrics import Metrics, StateCollector
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
-from floatkey.storage import Storage
+from floatkey.storage import Storage, records
 from floatkey.timeutil import format_time, utcnow
 
 logger = logging.getLogger(__name__)
@@ -90,6 +95,7 @@ class Floatkey:
         self._hashing = hashing or PasswordHashing()
         self._exit_process = exit_process
         self._timeout = self.settings.actor_timeout
+        self._trusted = trusted_keys(Path(p).expanduser() for p in self.settings.vendor.public_keys)
         self._holder = IndexHolder()
         self.machine_id = machine_hardware_id()
         self._identity = HardwareIdHolder(self.machine_id)
@@ -99,6 +105,7 @@ class Floatkey:
         self._key_actor: HardwareKeyProxy | None = None
         self._accounts: Accounts | None = None
         self._audit: Audit = NoAudit()
+        self._clock_guard: ClockGuard | None = None
         #: What start() brought up, in order; stop() takes it down in reverse.
         self._stops: list[Callable[[], None]] = []
         #: This instance's own registry: events counted as they happen, and the state
@@ -121,6 +128,8 @@ class Floatkey:
         try:
             self._start_storage()
             self._start_audit()
+            assert self._clock_guard is not None
+            self._clock_guard.observe(self._clock())  # after the audit: a rollback is recorded
             self._start_licenses()
             self._start_identity()
             if self._start_key_actor:
@@ -159,6 +168,18 @@ class Floatkey:
             storage.close()
 
         self._stops.append(close)
+        self._clock_guard = ClockGuard(
+            storage.get(records.META, records.LATEST_SEEN),
+            timedelta(seconds=self.settings.clock_rollback_tolerance),
+            lambda now: storage.write([("put", records.META, records.LATEST_SEEN, now)]),
+            self._record_clock_rollback,
+        )
+
+    def _record_clock_rollback(self, latest: datetime, now: datetime) -> None:
+        try:
+            self._audit.clock_rolled_back(format_time(latest) or "", format_time(now) or "")
+        except Exception as exc:  # the refusals it causes go out all the same
+            logger.error("audit: the clock_rolled_back record could not be stored: %s", exc)
 
     def _start_audit(self) -> None:
         """The appender, before anything that records; it stops after all of them."""
@@ -354,12 +375,43 @@ class Floatkey:
         return answer
 
     def _add_policy(self, policy: Policy, key_serial: str | None = None) -> dict[str, Any]:
+        if self.settings.vendor_licenses_only:
+            raise vendor_only()
         policy = checked_dates(policy)
         check_policy(policy)  # a host-built Policy: what storage cannot keep is refused here
         if policy.is_hardware_key_auth:
             serial = self._checked_key(key_serial, "adding license")
             policy = replace(policy, hardware_key_serial=serial)
         answer: dict[str, Any] = self._get(self._running_directory().add(policy))
+        return answer
+
+    # License files (docs/licensing.md)
+
+    def activation_request(self, product: str) -> dict[str, Any]:
+        """A new activation request for ``product``, signed by every valid key present."""
+        return activation.make_request(
+            product,
+            self.machine_id,
+            self._key_actor,
+            self.hardware_key_status()["keys"],
+            self._running_directory(),
+            self._timeout,
+        )
+
+    def import_license(self, data: bytes | str) -> dict[str, Any]:
+        """Install a license file or a refresh file; answers the license object."""
+        hardware_ids = frozenset({self.machine_id, self.hardware_id})
+        known = set(self._index().by_id)
+        try:
+            answer = activation.install(
+                data, self._trusted, self._running_directory(), hardware_ids, self._keys, self._timeout
+            )
+        except Exception as exc:
+            self._audit.refused(events.LICENSE_IMPORTED, events.outcome_of(exc), license_id=None)
+            raise
+        kind = events.LICENSE_REFRESHED if answer.get("id") in known else events.LICENSE_IMPORTED
+        product = answer.get("product_details", {}).get("short_code")
+        self._audit.license_event(kind, answer.get("id"), product)
         return answer
 
     def remove_license(self, product: str | None = None, license_id: int | None = None) -> None:
@@ -410,6 +462,7 @@ class Floatkey:
             "version": __version__,
             "hardware_id": self.hardware_id,
             "hardware_key": self.hardware_key_status(),
+            "clock": self._clock_guard.status(self._clock()) if self._clock_guard else None,
             "storage": {
                 "writable": writable,
                 "since": format_time(since),
@@ -452,8 +505,10 @@ class Floatkey:
     def _act(self, product: str, license_id: int | None, action: str, message: lic.LicenseMessage[T]) -> T:
         """A client action: resolve the license, verify its key, and let its actor answer."""
         entry = self._index().resolve(product, license_id)
+        if entry.has_end_date and self._clock_guard is not None:
+            self._clock_guard.check(self._clock())
         if entry.requires_key:
-            self._checked_key(entry.key_serial, action)
+            self._checked_key(entry.wanted_keys, action)
         return lic.ask(entry.ref, message, self._timeout)
 
     def _each_license(self, message: lic.LicenseMessage[None]) -> None:
@@ -461,7 +516,7 @@ class Floatkey:
         for ticket in tickets:
             ticket.result(self._timeout)
 
-    def _checked_key(self, serial: str | None, action: str) -> str:
+    def _checked_key(self, serial: Wanted, action: str) -> str:
         try:
             return self._keys.check(serial, action)
         except FloatkeyError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import pykka
@@ -20,6 +20,10 @@ from floatkey.hardware.states import STATE_BUSY, STATE_VALID
 
 logger = logging.getLogger(__name__)
 
+#: The key a check wants: one serial, any of a set of serials (a vendor license file may
+#: name a standby key), or None for any valid key.
+Wanted = str | Collection[str] | None
+
 #: Starts a live check of every key on the hardware-key actor (its ``live_check``).
 LiveCheck = Callable[[], "pykka.Future[list[dict[str, Any]]]"]
 
@@ -27,13 +31,13 @@ LiveCheck = Callable[[], "pykka.Future[list[dict[str, Any]]]"]
 class KeyChecker(Protocol):
     """Verifies, now, that a hardware key is present and valid."""
 
-    def check(self, serial: str | None, action: str) -> str: ...
+    def check(self, serial: Wanted, action: str) -> str: ...
 
 
 class NoKeys:
     """The key checker of a server without a hardware-key subsystem: no key is ever valid."""
 
-    def check(self, serial: str | None, action: str) -> str:
+    def check(self, serial: Wanted, action: str) -> str:
         raise key_not_accessible(action)
 
 
@@ -54,8 +58,8 @@ class KeyGate:
         self._running = False
         self._keys: list[dict[str, Any]] | None = None
 
-    def check(self, serial: str | None, action: str) -> str:
-        """The serial of the valid key (``serial``, or any when None) or FloatkeyError."""
+    def check(self, serial: Wanted, action: str) -> str:
+        """The serial of a valid key (``serial``, one of a set, or any when None) or FloatkeyError."""
         keys = self._fresh_keys()
         if keys is None:
             raise key_not_accessible(action)
@@ -94,9 +98,10 @@ class KeyGate:
             self._cond.notify_all()
 
 
-def _pick(keys: list[dict[str, Any]], serial: str | None, action: str) -> str:
+def _pick(keys: list[dict[str, Any]], serial: Wanted, action: str) -> str:
+    serials = {serial} if isinstance(serial, str) else set(serial or ())
     wanted: Callable[[dict[str, Any]], bool] = (
-        (lambda k: True) if serial is None else (lambda k: k["serial"] in (serial, None))
+        (lambda k: True) if serial is None else (lambda k: k["serial"] is None or k["serial"] in serials)
     )
     candidates = [k for k in keys if wanted(k)]
     for key in candidates:

@@ -41,7 +41,9 @@ _steer = itertools.count()
 _seeded: dict[str, int | None] = {"id": None}
 _state: dict[str, Any] = {"last": None}
 #: Routes that create licenses: steering them would add licenses of the seeded product.
-NOT_STEERED = ("/api/v4/licenses", "/api/v4/addProduct")
+#: An activation request needs no license of its product, so steering it would only turn
+#: a refused product into an accepted one.
+NOT_STEERED = ("/api/v4/licenses", "/api/v4/addProduct", "/api/v4/license/generate")
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -64,6 +66,7 @@ NOT_IN_THE_SCHEMA = (
     "The new password must differ",
     "already exists",  # the users the server has
     "is the last admin",
+    "from must not be later than to",  # the audit trail's window
 )
 
 
