@@ -190,6 +190,12 @@ def _parser() -> argparse.ArgumentParser:
     pin = parser.add_mutually_exclusive_group(required=True)
     pin.add_argument("--pin", help="the key's PIN (visible in `ps`; prefer --pin-file)")
     pin.add_argument("--pin-file", type=Path, help="file holding the key's PIN")
+    pin.add_argument(
+        "--blank",
+        action="store_true",
+        help="a factory-fresh key to provision with ykman: PIN 123456, PUK 12345678, default "
+        "management key, slot 9A empty; what is provisioned lasts until the command stops",
+    )
     parser.add_argument("--ca-dir", type=Path, help="CA folder of `floatkey ca init`")
     parser.add_argument("--ca-cert", type=Path, help="CA certificate (PEM), with --ca-key")
     parser.add_argument("--ca-key", type=Path, help="CA private key (PEM), with --ca-cert")
@@ -223,12 +229,20 @@ def _load_ca(args: argparse.Namespace) -> tuple[ec.EllipticCurvePrivateKey | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.blank and (args.ca_dir or args.ca_cert or args.ca_key or args.bad_signature):
+        parser.error("--blank makes a key without key or certificate: drop the CA and --bad-signature")
     print(WARNING, file=sys.stderr, flush=True)
     try:
-        pin = args.pin if args.pin is not None else args.pin_file.read_text().strip("\r\n")
+        if args.blank:
+            pin = DEFAULT_PIN
+        else:
+            pin = args.pin if args.pin is not None else args.pin_file.read_text().strip("\r\n")
         ca_key, ca_cert = _load_ca(args)
-        card = make_card(args.serial, pin, ca_key, ca_cert, bad_signature=args.bad_signature)
+        card = make_card(
+            args.serial, pin, ca_key, ca_cert, bad_signature=args.bad_signature, blank=args.blank
+        )
         sock = connect(args.host, args.port, args.wait)
     except (OSError, ValueError, TypeError) as exc:
         print(f"floatkey virtual-key: {exc}", file=sys.stderr)
@@ -240,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     issuer = "self-signed" if ca_cert is None else "issued by the CA"
+    if args.blank:
+        issuer = "none: blank key, provision it with ykman"
     print(
         f"virtual key {args.serial} plugged into {args.host}:{args.port} (certificate {issuer})", flush=True
     )
