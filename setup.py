@@ -71,6 +71,9 @@ setup(
             "requests>=2.31,<3",
             # LicenseSpring's Python SDK, driven against a real server by tests/sdk/.
             "licensespring>=4.0,<5",
+            # Yubico's ykman (and yubikit), driven against the virtual key by
+            # tests/floatkey/hardware/test_virtual_key_provisioning.py.
+            "yubikey-manager>=5.4,<6",
         ],
     },
     entry_points={"console_scripts": ["floatkey = floatkey.app.cli:main"]},

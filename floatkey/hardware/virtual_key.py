@@ -8,10 +8,11 @@ start pcscd with ``PCSCLITE_FILTER_IGNORE_READER_NAMES="Virtual PCD"`` and set
 
 The key speaks the vpcd protocol: every message is a 2-byte big-endian length and a payload.
 A one-byte payload from vpcd is a control code (0 power off, 1 power on, 2 reset, 4 send
-the ATR); a longer one is a command APDU, answered with one response APDU. It emulates the
-YubiKey PIV commands floatkey and Yubico's tools use: SELECT, GET SERIAL, GET VERSION,
-GET DATA (slot-9A certificate, with ``61 xx`` chaining), VERIFY (PIN tries counter) and
-GENERAL AUTHENTICATE (signature with the slot-9A key, PIN required first).
+the ATR); a longer one is a command APDU, answered with one response APDU by the card of
+:mod:`floatkey.hardware.virtual_card`, which emulates a YubiKey 5's PIV and management
+applications well enough for floatkey and for Yubico's ``yubico-piv-tool`` and ``ykman``
+to read it and to provision it (generate a key, import a certificate, change the PIN).
+What is provisioned lives in memory for the lifetime of the process only.
 
 Connected to vpcd means plugged in: closing the socket (``VirtualKey.unplug()``, or the
 process ending) pulls the key out.
@@ -20,7 +21,6 @@ process ending) pulls the key out.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import errno
 import signal
@@ -31,13 +31,15 @@ import time
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from floatkey.errors import ConfigError
-from floatkey.hardware import ca, piv
+from floatkey.hardware import ca
 from floatkey.hardware.pin import read_pin_file
+from floatkey.hardware.virtual_card import DEFAULT_PIN, VirtualCard
+
+__all__ = ["VirtualCard", "VirtualKey", "connect", "make_card", "serve"]
 
 WARNING = (
     "WARNING: floatkey virtual key - for trials and tests only. Anyone who can reach vpcd's "
@@ -45,186 +47,22 @@ WARNING = (
 )
 YUBIKEY5_ATR = bytes.fromhex("3BFD1300008131FE158073C021C057597562694B657940")
 DEFAULT_PORT = 35963
-DEFAULT_PIN_TRIES = 3
-DEFAULT_VERSION = (5, 4, 3)
-_SELECT_ANSWER = bytes.fromhex("6111 4F06 000010000100 7907 4F05 A000000308".replace(" ", ""))
-_MAX_RESPONSE = 256
-
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-def _sw(sw: int) -> bytes:
-    return sw.to_bytes(2, "big")
-
-
-class VirtualCard:
-    """The PIV applet: turns command APDUs into response APDUs. No I/O, no threads.
-
-    ``sign_key`` signs challenges (defaults to ``private_key``; another key gives bad
-    signatures). ``require_pin`` is the slot's PIN policy. ``counts`` counts the APDUs
-    received per instruction byte, so a test can see how often the card was asked.
-    """
-
-    def __init__(
-        self,
-        serial: int,
-        cert: x509.Certificate,
-        private_key: PrivateKey,
-        pin: str = "123456",
-        require_pin: bool = True,
-        sign_key: PrivateKey | None = None,
-        pin_tries: int = DEFAULT_PIN_TRIES,
-    ) -> None:
-        self.serial = serial
-        self.cert = cert
-        self.private_key = private_key
-        self.sign_key = sign_key or private_key
-        self.pin = pin
-        self.require_pin = require_pin
-        self.max_tries = pin_tries
-        self.tries_left = pin_tries
-        self.counts: collections.Counter[int] = collections.Counter()
-        self._lock = threading.Lock()
-        self._object = piv.certificate_object(cert.public_bytes(serialization.Encoding.DER))
-        self.power_off()
-
-    def power_off(self) -> None:
-        """Forget the session: selection, verified PIN, pending answers."""
-        self.selected = False
-        self.verified = False
-        self._pending = b""
-        self._chain = b""
-
-    def process(self, command: bytes) -> bytes:
-        """Answer one command APDU (data and status word)."""
-        with self._lock:
-            if len(command) < 4:
-                return _sw(piv.SW_WRONG_DATA)
-            self.counts[command[1]] += 1
-            try:
-                return self._dispatch(command)
-            except (ValueError, piv.PivError):
-                return _sw(piv.SW_WRONG_DATA)
-
-    def _dispatch(self, command: bytes) -> bytes:
-        cla, ins, p1, p2 = command[:4]
-        data = _command_data(command)
-        if cla & ~0x10:
-            return _sw(piv.SW_CLA_NOT_SUPPORTED)
-        if ins == 0xA4:
-            return self._select(p1, data)
-        if not self.selected:
-            return _sw(piv.SW_INS_NOT_SUPPORTED)
-        if ins == 0xC0:
-            return self._respond(b"")
-        handler = {
-            0xF8: self._get_serial,
-            0xFD: self._get_version,
-            0xCB: self._get_data,
-            0x20: self._verify,
-            0x87: self._general_authenticate,
-        }.get(ins)
-        if handler is None:
-            return _sw(piv.SW_INS_NOT_SUPPORTED)
-        if cla & 0x10:
-            self._chain += data
-            return _sw(piv.SW_OK)
-        data, self._chain = self._chain + data, b""
-        return handler(p1, p2, data)
-
-    def _select(self, p1: int, data: bytes) -> bytes:
-        if p1 == 0x04 and data and piv.PIV_AID.startswith(data[:5]) and len(data) >= 5:
-            self.selected = True
-            return _SELECT_ANSWER + _sw(piv.SW_OK)
-        self.power_off()
-        return _sw(piv.SW_NOT_FOUND)
-
-    def _respond(self, data: bytes) -> bytes:
-        """Send at most 256 bytes; announce the rest with ``61 xx`` for GET RESPONSE."""
-        data = data or self._pending
-        head, self._pending = data[:_MAX_RESPONSE], data[_MAX_RESPONSE:]
-        if not self._pending:
-            return head + _sw(piv.SW_OK)
-        rest = len(self._pending)
-        return head + _sw(0x6100 | (rest if rest < 256 else 0))
-
-    def _get_serial(self, p1: int, p2: int, data: bytes) -> bytes:
-        return self.serial.to_bytes(4, "big") + _sw(piv.SW_OK)
-
-    def _get_version(self, p1: int, p2: int, data: bytes) -> bytes:
-        return bytes(DEFAULT_VERSION) + _sw(piv.SW_OK)
-
-    def _get_data(self, p1: int, p2: int, data: bytes) -> bytes:
-        if (p1, p2) != (0x3F, 0xFF):
-            return _sw(piv.SW_WRONG_P1P2)
-        tag = int.from_bytes(piv.find_tlv(data, 0x5C), "big")
-        if tag != piv.CERT_OBJECT_TAGS[piv.SLOT_AUTHENTICATION]:
-            return _sw(piv.SW_NOT_FOUND)
-        return self._respond(self._object)
-
-    def _verify(self, p1: int, p2: int, data: bytes) -> bytes:
-        if p2 != piv.PIN_REFERENCE:
-            return _sw(piv.SW_NOT_FOUND)
-        if self.tries_left == 0:
-            return _sw(piv.SW_AUTH_BLOCKED)
-        if not data:
-            return _sw(piv.SW_OK if self.verified else 0x63C0 | self.tries_left)
-        if data == piv.pin_block(self.pin):
-            self.verified = True
-            self.tries_left = self.max_tries
-            return _sw(piv.SW_OK)
-        self.verified = False
-        self.tries_left -= 1
-        return _sw(0x63C0 | self.tries_left if self.tries_left else piv.SW_AUTH_BLOCKED)
-
-    def _general_authenticate(self, algorithm: int, slot: int, data: bytes) -> bytes:
-        public_key = self.cert.public_key()
-        if slot != piv.SLOT_AUTHENTICATION or algorithm != piv.algorithm_for(public_key):
-            return _sw(piv.SW_WRONG_P1P2)
-        items = dict(piv.parse_tlv(piv.find_tlv(data, 0x7C)))
-        if 0x81 not in items or 0x82 not in items:
-            return _sw(piv.SW_WRONG_DATA)
-        if self.require_pin and not self.verified:
-            return _sw(piv.SW_SECURITY_STATUS)
-        signature = self._sign(items[0x81])
-        if signature is None:
-            return _sw(piv.SW_WRONG_DATA)
-        return self._respond(piv.tlv(0x7C, piv.tlv(0x82, signature)))
-
-    def _sign(self, payload: bytes) -> bytes | None:
-        key = self.sign_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            if len(payload) != 32:
-                return None
-            return key.sign(payload, ec.ECDSA(Prehashed(hashes.SHA256())))
-        numbers = key.private_numbers()
-        size = key.key_size // 8
-        if len(payload) != size:
-            return None
-        value = pow(int.from_bytes(payload, "big"), numbers.d, numbers.public_numbers.n)
-        return value.to_bytes(size, "big")
-
-
-def _command_data(command: bytes) -> bytes:
-    """The data field of a short or extended command APDU."""
-    body = command[4:]
-    if len(body) <= 1:
-        return b""
-    if body[0] == 0 and len(body) >= 3:
-        length = int.from_bytes(body[1:3], "big")
-        return body[3 : 3 + length]
-    return body[1 : 1 + body[0]]
 
 
 def make_card(
     serial: int,
-    pin: str = "123456",
+    pin: str = DEFAULT_PIN,
     ca_key: ec.EllipticCurvePrivateKey | None = None,
     ca_cert: x509.Certificate | None = None,
     bad_signature: bool = False,
     require_pin: bool = True,
+    blank: bool = False,
 ) -> VirtualCard:
-    """A card with a fresh P-256 key, certified by the CA (or self-signed without one)."""
+    """A card with a fresh P-256 key, certified by the CA (or self-signed without one).
+
+    ``blank``: a factory-fresh key instead, slot 9A empty, to provision with ``ykman``."""
+    if blank:
+        return VirtualCard(serial, pin=pin)
     key = ec.generate_private_key(ec.SECP256R1())
     if ca_key is not None and ca_cert is not None:
         cert = ca.issue(ca_key, ca_cert, key.public_key(), serial)
@@ -354,6 +192,12 @@ def _parser() -> argparse.ArgumentParser:
     pin = parser.add_mutually_exclusive_group(required=True)
     pin.add_argument("--pin", help="the key's PIN (visible in `ps`; prefer --pin-file)")
     pin.add_argument("--pin-file", type=Path, help="file holding the key's PIN")
+    pin.add_argument(
+        "--blank",
+        action="store_true",
+        help="a factory-fresh key to provision with ykman: PIN 123456, PUK 12345678, default "
+        "management key, slot 9A empty; what is provisioned lasts until the command stops",
+    )
     parser.add_argument("--ca-dir", type=Path, help="CA folder of `floatkey ca init`")
     parser.add_argument("--ca-cert", type=Path, help="CA certificate (PEM), with --ca-key")
     parser.add_argument("--ca-key", type=Path, help="CA private key (PEM), with --ca-cert")
@@ -387,12 +231,20 @@ def _load_ca(args: argparse.Namespace) -> tuple[ec.EllipticCurvePrivateKey | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.blank and (args.ca_dir or args.ca_cert or args.ca_key or args.bad_signature):
+        parser.error("--blank makes a key without key or certificate: drop the CA and --bad-signature")
     print(WARNING, file=sys.stderr, flush=True)
     try:
-        pin = args.pin if args.pin is not None else read_pin_file(args.pin_file)
+        if args.blank:
+            pin = DEFAULT_PIN
+        else:
+            pin = args.pin if args.pin is not None else read_pin_file(args.pin_file)
         ca_key, ca_cert = _load_ca(args)
-        card = make_card(args.serial, pin, ca_key, ca_cert, bad_signature=args.bad_signature)
+        card = make_card(
+            args.serial, pin, ca_key, ca_cert, bad_signature=args.bad_signature, blank=args.blank
+        )
         sock = connect(args.host, args.port, args.wait)
     except (OSError, ValueError, TypeError, ConfigError) as exc:
         print(f"floatkey virtual-key: {exc}", file=sys.stderr)
@@ -404,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     issuer = "self-signed" if ca_cert is None else "issued by the CA"
+    if args.blank:
+        issuer = "none: blank key, provision it with ykman"
     print(
         f"virtual key {args.serial} plugged into {args.host}:{args.port} (certificate {issuer})", flush=True
     )

@@ -263,7 +263,7 @@ def test_two_keys_in_two_readers(start_actor, virtual_keys, make_test_card) -> N
 
 
 def test_ignored_readers(start_actor, virtual_keys, make_test_card) -> None:
-    ref = start_actor(ignore_readers=("PCD 00 01",))
+    ref = start_actor(ignore_readers=(READERS[1],))
     virtual_keys.plug(make_test_card(2003), port=35964)
     virtual_keys.plug(make_test_card(2004), port=35963)
     wait_state(ref, READERS[0], "valid")

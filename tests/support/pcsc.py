@@ -27,7 +27,15 @@ from floatkey.hardware.virtual_key import VirtualCard, VirtualKey, make_card
 from tests.support.server import ServerProcess
 
 PCSCD_SOCKET = Path(os.environ.get("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm"))
-PORTS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01"}
+#: What pcscd appends to every reader name here (``PCSCLITE_FILTER_EXTEND_READER_NAMES``).
+#: ``ykman`` lists only readers named like a YubiKey's ("Yubico YubiKey" and its USB
+#: interfaces), so the test readers carry it for Yubico's tools to find the virtual key;
+#: "Virtual PCD" stays in the name, so ``ignoreReaders: ["Virtual PCD"]`` still hides them.
+READER_NAME_EXTENSION = " Yubico YubiKey CCID"
+PORTS = {
+    35963: f"Virtual PCD{READER_NAME_EXTENSION} 00 00",
+    35964: f"Virtual PCD{READER_NAME_EXTENSION} 00 01",
+}
 READERS = list(PORTS.values())
 TEST_PIN = "246813"
 
@@ -95,6 +103,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
     wait_for(vpcd_ports_free, 90, "vpcd's TCP ports to be free (TIME_WAIT lasts 60 s)", every=0.5)
     log = (tmp_path_factory.mktemp("pcscd") / "pcscd.log").open("wb")
     env = {k: v for k, v in os.environ.items() if k != "PCSCLITE_FILTER_IGNORE_READER_NAMES"}
+    env["PCSCLITE_FILTER_EXTEND_READER_NAMES"] = READER_NAME_EXTENSION
     process = subprocess.Popen([binary, "--foreground"], stdout=log, stderr=log, env=env)
     try:
         wait_for(
