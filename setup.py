@@ -21,6 +21,7 @@ setup(
         "floatkey.hardware",
         "floatkey.rules",
         "floatkey.metrics",
+        "floatkey.usage",
         "floatkey.actors",
         "floatkey.web",
         "floatkey.storage",

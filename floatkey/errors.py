@@ -23,6 +23,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "feature_not_floating": 400,
     "hardware_key_not_accessible": 400,
     "hardware_key_reader_busy": 400,
+    "usage_range_not_valid": 400,
     "authentication_failed": 401,
     "unauthorized": 401,
     "forbidden": 403,
