@@ -98,14 +98,14 @@ def compact(stored: Mapping[Place, Bucket], now: int) -> tuple[list[Place], dict
         old = sorted(p for p in work if p[0] == index and p[2] < cutoff)
         for place in old:  # sorted: by series, then time, so merges run earliest first
             bucket = work.pop(place)
-            deletes.add(place)
+            if place in stored:
+                deletes.add(place)
             puts.discard(place)
             if coarse is None:
                 continue
             target = (index + 1, place[1], align(place[2], coarse))
             work[target] = merge(work[target], bucket) if target in work else bucket
             puts.add(target)
-            deletes.discard(target)
     return sorted(deletes), {p: work[p] for p in sorted(puts)}
 
 

@@ -117,7 +117,10 @@ def _per_point(buckets: Mapping[int, Bucket], win: Window) -> dict[int, Bucket]:
     result = {}
     for t in win.points:
         if t in by_point:
-            carried = result[t] = by_point[t]
+            point = by_point[t]
+            if carried is not None and carried.seats > point.peak:
+                point.peak = carried.seats  # held when the point began
+            carried = result[t] = point
         elif carried is not None:
             carried = result[t] = Bucket(carried.seats, carried.seats)
     return result
