@@ -315,7 +315,7 @@ class LicenseActor(pykka.ThreadingActor):
         now = self._clock()
         answer, changes = self._book.add_consumption(m.consumptions, now)
         self._persist(changes)
-        self._usage.bucket("", now.timestamp(), len(self._book.seats)).consumptions += m.consumptions
+        self._note("", now.timestamp(), len(self._book.seats)).consumptions += m.consumptions
         return answer
 
     def _add_feature_consumption(self, m: AddFeatureConsumption) -> dict[str, Any]:
@@ -323,7 +323,7 @@ class LicenseActor(pykka.ThreadingActor):
         answer, changes = self._book.add_feature_consumption(m.feature, m.consumptions, now)
         self._persist(changes)
         held = len(self._book.feature_seats.get(m.feature, ()))
-        self._usage.bucket(m.feature, now.timestamp(), held).consumptions += m.consumptions
+        self._note(m.feature, now.timestamp(), held).consumptions += m.consumptions
         return answer
 
     def _feature_register(self, m: FeatureRegister) -> dict[str, Any]:
@@ -398,8 +398,6 @@ class LicenseActor(pykka.ThreadingActor):
             self._post_due()
         if changes:
             self._write(license_ops(self._book, changes))
-        if self._usage.has_closed:  # an event of a new minute closed the last one
-            self._write_usage(self._usage.start)
 
     def _write(self, ops: list[Op]) -> None:
         seq = self._storage.write(ops, self._book.license_id)
@@ -416,15 +414,23 @@ class LicenseActor(pykka.ThreadingActor):
             due = ends if due is None else min(due, ends)
         self._due[self._book.license_id] = due
 
+    def _note(self, series: str, now: float, held: int) -> ub.Bucket:
+        """The open bucket of ``series``, sampled with ``held`` seats; an event of a new
+        minute writes the finished one and tells the sweeper when the new one ends."""
+        opened = self._usage.end
+        bucket = self._usage.bucket(series, now, held)
+        if self._usage.end != opened:
+            if self._usage.has_closed:
+                self._write_usage(self._usage.start)
+            self._post_due()
+        return bucket
+
     def _record_seats(self, changes: Changes) -> None:
         now = self._clock().timestamp()
-        opened = self._usage.end
         if changes.seats:
-            self._usage.bucket("", now, len(self._book.seats))
+            self._note("", now, len(self._book.seats))
         for code in {code for code, _ in changes.feature_seats}:
-            self._usage.bucket(code, now, len(self._book.feature_seats.get(code, ())))
-        if self._usage.end != opened:
-            self._post_due()
+            self._note(code, now, len(self._book.feature_seats.get(code, ())))
 
     def _count_refusal(self, request: LicenseMessage[Any], code: str) -> None:
         """Count a refusal under its feature's series when it names a feature of the license."""
@@ -433,12 +439,7 @@ class LicenseActor(pykka.ThreadingActor):
             held = len(self._book.feature_seats.get(feature, ()))
         else:
             feature, held = "", len(self._book.seats)
-        opened = self._usage.end
-        self._usage.bucket(feature, self._clock().timestamp(), held).deny(code)
-        if self._usage.end != opened:
-            if self._usage.has_closed:
-                self._write_usage(self._usage.start)
-            self._post_due()
+        self._note(feature, self._clock().timestamp(), held).deny(code)
 
     def _write_usage(self, now: datetime | float, force: bool = False) -> None:
         """Write the finished minutes (with ``force``, the open one too), compacting the
