@@ -451,6 +451,12 @@ class LicenseActor(pykka.ThreadingActor):
         if not closed:
             return
         lid = self._book.license_id
+        if not self._storage.writable[0]:
+            # The data directory is full (or failing): what room is left is for seats.
+            logger.warning(
+                "license %d: %d minutes of usage history dropped: storage not writable", lid, len(closed)
+            )
+            return
         puts: dict[ub.Place, ub.Bucket] = {}
         for start, series in closed:
             for name, bucket in series.items():

@@ -122,6 +122,18 @@ def test_history_stays_bounded_over_years_of_simulated_time(settings):
     assert sum(p["peak"] for p in answer["buckets"]) > 0
 
 
+def test_a_refusal_naming_no_feature_of_the_license_counts_under_the_license(settings):
+    """Feature codes come from clients: only the license's own make a series, so history stays bounded."""
+    with Floatkey(settings, clock=Clock(), hardware_keys=False) as fk:
+        lid = add(fk)
+        fk.register("cad", "a")
+        for code in ("nope1", "nope2"):
+            assert refused(fk.feature_register, "cad", code, "a") == "invalid_license_feature_code"
+        answer = fk.usage(lid, START, START + timedelta(minutes=1))
+    assert answer["buckets"][0]["denials"] == {"invalid_license_feature_code": 2}
+    assert answer["buckets"][0]["features"] == {}
+
+
 def test_a_removed_license_takes_its_history_with_it(settings):
     clock = Clock()
     with Floatkey(settings, clock=clock, hardware_keys=False) as fk:
