@@ -22,6 +22,7 @@ setup(
         "floatkey.rules",
         "floatkey.metrics",
         "floatkey.licensing",
+        "floatkey.usage",
         "floatkey.actors",
         "floatkey.web",
         "floatkey.storage",

@@ -244,6 +244,7 @@ class DirectoryActor(pykka.ThreadingActor):
                 ("delete", records.LICENSES, prefix, None),
                 ("delete_prefix", records.SEATS, prefix, None),
                 ("delete_prefix", records.FEATURE_SEATS, prefix, None),
+                ("delete_prefix", records.USAGE, prefix, None),  # its history goes with it
             ]
         )
         try:

@@ -20,7 +20,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import pykka
@@ -29,7 +29,11 @@ from floatkey.errors import FloatkeyError, StorageError, license_removed, overlo
 from floatkey.rules.license import Changes, LicenseBook
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage
-from floatkey.storage.records import license_ops, load_book
+from floatkey.storage.environment import Op
+from floatkey.storage.records import license_ops, load_book, load_usage, load_usage_bucket, usage_ops
+from floatkey.usage import buckets as ub
+from floatkey.usage.query import History
+from floatkey.usage.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +180,13 @@ class Registrations(LicenseMessage[list[dict[str, Any]]]):
     durable: ClassVar[bool] = False
 
 
+@dataclass(frozen=True, slots=True)
+class UsageHistory(LicenseMessage[History]):
+    """The license's usage buckets, stored and open, by series and start (floatkey.usage)."""
+
+    durable: ClassVar[bool] = False
+
+
 class Envelope(NamedTuple):
     """A message and the ticket its answer goes to."""
 
@@ -240,6 +251,18 @@ class LicenseActor(pykka.ThreadingActor):
         self._last_seq = 0
         #: Every write up to this one had settled when the license last reloaded.
         self._resynced_through = 0
+        self._usage = Recorder()
+        self._feature_codes = frozenset(f.code for f in book.policy.features)
+
+    def on_stop(self) -> None:
+        """Write the open minute of usage, so that history survives a restart."""
+        try:
+            self._write_usage(self._clock(), force=True)
+            self._storage.wait(self._last_seq, timeout=5.0)
+        except StorageError as exc:
+            logger.error(
+                "license %d: the last minute of usage history was not stored: %s", self._book.license_id, exc
+            )
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Resync):
@@ -255,6 +278,7 @@ class LicenseActor(pykka.ThreadingActor):
         except FloatkeyError as refusal:
             # A refusal is an answer, not a failure: pykka would log a raised one.
             answer = refusal
+            self._count_refusal(request, refusal.code)
         except Exception:
             logger.exception("license %d failed on %s", self._book.license_id, type(request).__name__)
             answer = FloatkeyError("internal_error", "The server failed on this request; it has been logged.")
@@ -295,13 +319,18 @@ class LicenseActor(pykka.ThreadingActor):
         return "user_unregistered"
 
     def _add_consumption(self, m: AddConsumption) -> dict[str, Any]:
-        answer, changes = self._book.add_consumption(m.consumptions, self._clock())
+        now = self._clock()
+        answer, changes = self._book.add_consumption(m.consumptions, now)
         self._persist(changes)
+        self._note("", now.timestamp(), len(self._book.seats)).consumptions += m.consumptions
         return answer
 
     def _add_feature_consumption(self, m: AddFeatureConsumption) -> dict[str, Any]:
-        answer, changes = self._book.add_feature_consumption(m.feature, m.consumptions, self._clock())
+        now = self._clock()
+        answer, changes = self._book.add_feature_consumption(m.feature, m.consumptions, now)
         self._persist(changes)
+        held = len(self._book.feature_seats.get(m.feature, ()))
+        self._note(m.feature, now.timestamp(), held).consumptions += m.consumptions
         return answer
 
     def _feature_register(self, m: FeatureRegister) -> dict[str, Any]:
@@ -330,6 +359,7 @@ class LicenseActor(pykka.ThreadingActor):
 
     def _sweep(self, m: Sweep) -> None:
         now = self._clock()
+        self._write_usage(now)
         due = self._book.next_expiry()
         if due is None or now < due:
             return
@@ -354,7 +384,7 @@ class LicenseActor(pykka.ThreadingActor):
         if book is None:
             return
         self._book = book
-        self._due[lid] = book.next_expiry()
+        self._post_due()
         self._last_seq = 0
         self._storage.resynced(lid)
         logger.warning(
@@ -371,11 +401,103 @@ class LicenseActor(pykka.ThreadingActor):
 
     def _persist(self, changes: Changes) -> None:
         if changes.seats or changes.feature_seats:
-            self._due[self._book.license_id] = self._book.next_expiry()
+            self._record_seats(changes)
+            self._post_due()
         if changes:
-            seq = self._storage.write(license_ops(self._book, changes), self._book.license_id)
-            self._storage.on_durable(seq, functools.partial(self._committed, seq))
-            self._last_seq = seq
+            self._write(license_ops(self._book, changes))
+
+    def _write(self, ops: list[Op]) -> None:
+        seq = self._storage.write(ops, self._book.license_id)
+        self._storage.on_durable(seq, functools.partial(self._committed, seq))
+        self._last_seq = seq
+
+    # Usage history (floatkey/usage): noted in memory, written a minute at a time
+
+    def _post_due(self) -> None:
+        """When the sweeper should wake the license: a seat runs out, or its open minute ends."""
+        due = self._book.next_expiry()
+        if self._usage.end:
+            ends = datetime.fromtimestamp(self._usage.end, UTC)
+            due = ends if due is None else min(due, ends)
+        self._due[self._book.license_id] = due
+
+    def _note(self, series: str, now: float, held: int) -> ub.Bucket:
+        """The open bucket of ``series``, sampled with ``held`` seats; an event of a new
+        minute writes the finished one and tells the sweeper when the new one ends."""
+        opened = self._usage.end
+        bucket = self._usage.bucket(series, now, held)
+        if self._usage.end != opened:
+            if self._usage.has_closed:
+                self._write_usage(self._usage.start)
+            self._post_due()
+        return bucket
+
+    def _record_seats(self, changes: Changes) -> None:
+        now = self._clock().timestamp()
+        if changes.seats:
+            self._note("", now, len(self._book.seats))
+        for code in {code for code, _ in changes.feature_seats}:
+            self._note(code, now, len(self._book.feature_seats.get(code, ())))
+
+    def _count_refusal(self, request: LicenseMessage[Any], code: str) -> None:
+        """Count a refusal under its feature's series when it names a feature of the license."""
+        feature = getattr(request, "feature", "")
+        if feature in self._feature_codes:
+            held = len(self._book.feature_seats.get(feature, ()))
+        else:
+            feature, held = "", len(self._book.seats)
+        self._note(feature, self._clock().timestamp(), held).deny(code)
+
+    def _write_usage(self, now: datetime | float, force: bool = False) -> None:
+        """Write the finished minutes (with ``force``, the open one too), compacting the
+        older tiers when a new hour began."""
+        t = now.timestamp() if isinstance(now, datetime) else now
+        if force:
+            self._usage.close()
+        closed = self._usage.take_closed(t)
+        if not closed:
+            return
+        lid = self._book.license_id
+        if not self._storage.writable[0]:
+            # The data directory is full (or failing): what room is left is for seats.
+            logger.warning(
+                "license %d: %d minutes of usage history dropped: storage not writable", lid, len(closed)
+            )
+            return
+        puts: dict[ub.Place, ub.Bucket] = {}
+        for start, series in closed:
+            for name, bucket in series.items():
+                place = (0, name, start)
+                # Stored already if the server stopped during this minute (on_stop).
+                earlier = puts.get(place) or load_usage_bucket(self._storage, lid, place)
+                puts[place] = ub.merge(earlier, bucket) if earlier is not None else bucket
+        deletes: list[ub.Place] = []
+        hour = ub.align(int(t), ub.HOUR)
+        if closed[0][0] < hour or force:
+            # A new hour: move what the finer tiers no longer keep into the coarser ones.
+            # Read what this license wrote before, so no merge misses a write in flight.
+            with contextlib.suppress(StorageError):
+                self._storage.wait(self._last_seq)
+            stored = {**load_usage(self._storage, lid), **puts}
+            deletes, compacted = ub.compact(stored, int(t))
+            puts = {**puts, **compacted}
+            for place in deletes:
+                puts.pop(place, None)
+        self._write(usage_ops(lid, deletes, puts))
+        self._post_due()
+
+    def _usage_history(self, m: UsageHistory) -> History:
+        """Stored buckets and the open minute, once this license's writes are on disk."""
+        with contextlib.suppress(StorageError):
+            self._storage.wait(self._last_seq)
+        history: dict[str, dict[int, ub.Bucket]] = {}
+        for (_, series, start), bucket in sorted(load_usage(self._storage, self._book.license_id).items()):
+            history.setdefault(series, {})[start] = bucket
+        for start, series_buckets in self._usage.pending():
+            for name, bucket in series_buckets.items():
+                mine = history.setdefault(name, {})
+                mine[start] = ub.merge(mine[start], bucket) if start in mine else bucket.copy()
+        return {name: dict(sorted(b.items())) for name, b in history.items()}
 
     def _committed(self, seq: int, error: str | None) -> None:
         """Called by the storage writer thread once write ``seq`` is settled."""
@@ -400,5 +522,6 @@ LicenseActor._HANDLERS.update(
         Sweep: LicenseActor._sweep,
         LicenseObject: LicenseActor._license_object,
         Registrations: LicenseActor._registrations,
+        UsageHistory: LicenseActor._usage_history,
     }
 )

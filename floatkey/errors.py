@@ -32,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "activation_request_used": 400,
     "clock_rolled_back": 400,
     "license_source_vendor_only": 403,
+    "usage_range_not_valid": 400,
     "authentication_failed": 401,
     "unauthorized": 401,
     "forbidden": 403,

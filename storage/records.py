@@ -14,9 +14,12 @@ datetimes exact). Keys are ordered so that all records of one license are one ra
 | ``audit`` | record sequence number (8 bytes, big-endian) | one audit record (floatkey/audit/chain.py) |
 | ``vendor_licenses`` | the vendor's ``license_uid`` (UTF-8) | license id, sequence, key serials, the file |
 | ``activation_nonces`` | nonce (ASCII) | product, created_at, answered_by (a license_uid or None) |
+| ``usage`` | license id + tier (1 byte) + series + NUL + start (8 bytes) | one usage bucket |
 
 ``meta`` also holds ``audit_head`` (the last audit record's seq and hash, written with it)
 and, once pruned, ``audit_checkpoint`` (seq and hash of the last record pruned).
+A usage series is the license ("") or one of its feature codes; a tier indexes
+``floatkey.usage.buckets.TIERS``; the start is seconds since the epoch, big-endian.
 
 **Changing a shape** means raising ``SCHEMA_VERSION`` and adding to ``MIGRATIONS`` the
 function that rewrites a directory of the version before, in place (it runs at start-up
@@ -41,6 +44,7 @@ from floatkey.rules.consumption import Counter
 from floatkey.rules.license import Changes, LicenseBook
 from floatkey.rules.policy import ConsumptionPolicy, FeaturePolicy, Policy
 from floatkey.rules.seats import ClientInfo, Seat
+from floatkey.usage.buckets import Bucket, Place
 
 if TYPE_CHECKING:
     import lmdb
@@ -58,7 +62,8 @@ USERS = "users"
 AUDIT = "audit"
 VENDOR_LICENSES = "vendor_licenses"
 ACTIVATION_NONCES = "activation_nonces"
-DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, AUDIT, VENDOR_LICENSES, ACTIVATION_NONCES)
+USAGE = "usage"
+DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, AUDIT, VENDOR_LICENSES, ACTIVATION_NONCES, USAGE)
 
 SCHEMA_KEY = b"schema_version"
 NEXT_LICENSE_ID = b"next_license_id"
@@ -321,6 +326,48 @@ def nonce_key(nonce: str) -> bytes:
 
 def nonce_record(product: str, created_at: Any, answered_by: str | None = None) -> dict[str, Any]:
     return {"product": product, "created_at": created_at, "answered_by": answered_by}
+
+
+# --- usage history -----------------------------------------------------------------------
+
+
+def usage_key(license_id: int, place: Place) -> bytes:
+    tier, series, start = place
+    return _ID.pack(license_id) + bytes((tier,)) + series.encode("utf-8") + b"\x00" + _ID.pack(start)
+
+
+def usage_place(key: bytes) -> Place:
+    """The (tier, series, start) of a usage key."""
+    return key[8], key[9:-9].decode("utf-8"), license_id_of(key[-8:])
+
+
+def usage_record(bucket: Bucket) -> dict[str, Any]:
+    """Short field names: a license holds thousands of these."""
+    record: dict[str, Any] = {"s": bucket.seats, "p": bucket.peak, "c": bucket.consumptions}
+    if bucket.denials:
+        record["d"] = bucket.denials
+    return record
+
+
+def usage_from_record(record: Mapping[str, Any]) -> Bucket:
+    return Bucket(record["s"], record["p"], record["c"], dict(record.get("d", {})))
+
+
+def usage_ops(license_id: int, deletes: list[Place], puts: Mapping[Place, Bucket]) -> list[Op]:
+    ops: list[Op] = [("delete", USAGE, usage_key(license_id, p), None) for p in deletes]
+    ops += [("put", USAGE, usage_key(license_id, p), usage_record(b)) for p, b in puts.items()]
+    return ops
+
+
+def load_usage(storage: Storage, license_id: int, tier: int | None = None) -> dict[Place, Bucket]:
+    """The stored usage buckets of a license (of one tier if given)."""
+    prefix = license_key(license_id) + (b"" if tier is None else bytes((tier,)))
+    return {usage_place(k): usage_from_record(r) for k, r in storage.items(USAGE, prefix)}
+
+
+def load_usage_bucket(storage: Storage, license_id: int, place: Place) -> Bucket | None:
+    record = storage.get(USAGE, usage_key(license_id, place))
+    return None if record is None else usage_from_record(record)
 
 
 # --- users -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 from floatkey.hardware.states import STATE_BUSY, STATE_INVALID, STATE_VALID
 from floatkey.rules import policy as p
+from floatkey.usage import query as usage_query
 from floatkey.web import handlers as h
 from floatkey.web import schemas as s
 from floatkey.web.routes import ADMIN, PUBLIC, USER, V4, Route, RouteTable
@@ -278,6 +279,75 @@ HARDWARE_KEY: dict[str, Any] = {
             },
         },
     },
+}
+
+USAGE_POINT: dict[str, Any] = {
+    "type": "object",
+    "required": ["seats_in_use", "peak", "consumptions", "denials"],
+    "properties": {
+        "seats_in_use": {"type": "integer", "minimum": 0, "description": "seats held at the point's end"},
+        "peak": {"type": "integer", "minimum": 0, "description": "most seats held at once"},
+        "consumptions": {"type": "integer"},
+        "denials": {
+            "type": "object",
+            "description": "requests the license refused, by error code",
+            "additionalProperties": {"type": "integer", "minimum": 1},
+        },
+    },
+}
+USAGE_QUERY: dict[str, Any] = {
+    "type": "object",
+    "required": ["license_id"],
+    "description": (
+        f"'from' must be before 'to', and the window may hold at most {usage_query.MAX_POINTS} "
+        "points of the step (usage_range_not_valid otherwise)."
+    ),
+    "properties": {
+        "license_id": s.integer(1, 2**63 - 1, required=True),
+        "from": {**s.time(), "description": "start of the window (default: one day before 'to')"},
+        "to": {**s.time(), "description": "end of the window, excluded (default: now)"},
+        "step": {
+            "anyOf": [
+                {"type": "string", "enum": [*usage_query.STEPS, ""]},
+                {"type": "integer", "minimum": usage_query.MIN_STEP, "maximum": usage_query.MAX_STEP},
+                {"type": "string", "pattern": "^(?:[6-9][0-9]|[1-9][0-9]{2,7})$"},
+            ],
+            "nullable": True,
+            "description": "minute, hour, day or seconds (default: the finest named step that fits)",
+        },
+    },
+}
+USAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["license_id", "from", "to", "step", "buckets"],
+    "properties": {
+        "license_id": {"type": "integer"},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "step": {"type": "integer", "description": "seconds"},
+        "buckets": {
+            "type": "array",
+            "maxItems": usage_query.MAX_POINTS,
+            "items": {
+                "allOf": [
+                    USAGE_POINT,
+                    {
+                        "type": "object",
+                        "required": ["time", "features"],
+                        "properties": {
+                            "time": {"type": "string", "description": "start of the point, RFC 3339"},
+                            "features": {"type": "object", "additionalProperties": USAGE_POINT},
+                        },
+                    },
+                ]
+            },
+        },
+    },
+}
+USAGE_CSV: dict[str, Any] = {
+    "type": "string",
+    "x-media-type": "text/csv",
+    "description": "time,feature,seats_in_use,peak,consumptions,denied_<code>...: a row per point and series",
 }
 
 EMPTY: dict[str, Any] = {"type": "string", "maxLength": 0}
@@ -593,6 +663,28 @@ def admin_routes() -> list[Route]:
             status=201,
             tags=tags,
             file_body=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/usage",
+            h.usage,
+            ADMIN,
+            "Usage history of a license: seats, consumptions and refusals over time",
+            USAGE_QUERY,
+            USAGE,
+            tags=tags,
+            head=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/usage.csv",
+            h.usage_csv,
+            ADMIN,
+            "The usage history as CSV (same query and points)",
+            USAGE_QUERY,
+            USAGE_CSV,
+            tags=tags,
+            head=True,
         ),
         Route(
             "GET",

@@ -10,6 +10,7 @@ from typing import Any
 
 from floatkey import inputs
 from floatkey.app.system import Floatkey
+from floatkey.usage import query as usage_query
 from floatkey.web import fields as f
 from floatkey.web import pages
 
@@ -119,6 +120,16 @@ def registrations(fk: Floatkey, query: Fields, _: Fields) -> Any:
 def force_release(fk: Floatkey, _: Fields, path: Fields) -> Any:
     fk.force_release(_path_id(path), path["user"])
     return ""
+
+
+def usage(fk: Floatkey, query: Fields, _: Fields) -> Any:
+    license_id = inputs.integer(query, "license_id", minimum=1, maximum=2**63 - 1, required=True)
+    assert license_id is not None
+    return fk.usage(license_id, query.get("from"), query.get("to"), query.get("step"))
+
+
+def usage_csv(fk: Floatkey, query: Fields, path: Fields) -> Any:
+    return pages.Csv(usage_query.to_csv(usage(fk, query, path)))
 
 
 def hardware_key(fk: Floatkey, _: Fields, __: Fields) -> Any:

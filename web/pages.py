@@ -13,6 +13,10 @@ class Html(str):
     """A handler answer rendered as text/html."""
 
 
+class Csv(str):
+    """A handler answer rendered as text/csv."""
+
+
 def index(fk: Any) -> str:
     health = fk.health()
     return Html(f"""<!doctype html>

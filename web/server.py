@@ -195,6 +195,9 @@ def render(result: Any) -> bytes:
     if isinstance(result, pages.Html):
         response.headers["Content-Type"] = "text/html;charset=utf-8"
         return result.encode()
+    if isinstance(result, pages.Csv):
+        response.headers["Content-Type"] = "text/csv;charset=utf-8"
+        return result.encode()
     if isinstance(result, str):
         response.headers["Content-Type"] = "text/plain;charset=utf-8"
         return result.encode()

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_fr
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage, records
 from floatkey.timeutil import format_time, utcnow
+from floatkey.usage import query as usage_query
 
 logger = logging.getLogger(__name__)
 
@@ -451,6 +452,25 @@ class Floatkey:
             lic.ask(entry.ref, lic.Release(user), self._timeout)
 
         self._audit.audited(events.SEAT_FORCE_RELEASED, release, license_id=license_id, user=user)
+
+    def usage(
+        self, license_id: int, since: Any = None, until: Any = None, step: int | str | None = None
+    ) -> dict[str, Any]:
+        """The usage history of a license (floatkey/usage/query.py): ``since`` and ``until``
+        are datetimes or RFC 3339 text (default: the day up to now), ``step`` minute, hour,
+        day or seconds (default: the finest that fits one answer)."""
+        win = usage_query.window({"from": since, "to": until, "step": step}, self._clock())
+        entry = self._index().by_id.get(license_id)
+        if entry is None:
+            raise no_license_with_id(license_id)
+        history = lic.ask(entry.ref, lic.UsageHistory(), self._timeout)
+        return {
+            "license_id": license_id,
+            "from": format_time(datetime.fromtimestamp(win.start, UTC)),
+            "to": format_time(datetime.fromtimestamp(win.end, UTC)),
+            "step": win.step,
+            "buckets": usage_query.points(history, win),
+        }
 
     def health(self) -> dict[str, Any]:
         """``status`` stays "ok" for V1 clients; ``storage`` says whether changes can be stored."""

@@ -64,6 +64,8 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/api/v4/hardware_key"): ADMIN,
     ("POST", "/api/v4/license/generate"): ADMIN,
     ("POST", "/api/v4/license/upload"): ADMIN,
+    ("GET", "/api/v4/usage"): ADMIN,
+    ("GET", "/api/v4/usage.csv"): ADMIN,
     ("GET", "/api/v4/users"): ADMIN,
     ("POST", "/api/v4/users"): ADMIN,
     ("DELETE", "/api/v4/users/{username}"): ADMIN,

@@ -39,6 +39,8 @@ READ_ONLY_GETS = {
     "/api/v4/license",
     "/api/v4/registrations",
     "/api/v4/hardware_key",
+    "/api/v4/usage",
+    "/api/v4/usage.csv",
     "/api/v4/users",
     "/api/v4/openapi.json",
     "/api/v4/docs",
