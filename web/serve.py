@@ -76,6 +76,6 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     if settings.user_authentication:
         mode = "authentication mode"
     else:
-        mode = "open mode: anyone who reaches this port can use every route but user management"
+        mode = "open mode: client routes open to anyone who reaches this port, admin routes to adminNetworks"
     logger.info("floatkey listening on %s://%s:%d (%s)", scheme, host, port, mode)
     cherrypy.engine.block()

@@ -100,6 +100,12 @@ class Settings:
     #: Largest size, in bytes, the LMDB data file may grow to.
     map_size: int = 1 << 30
     log_level: str = "INFO"
+    #: ``text``: ``TIME LEVEL LOGGER: MESSAGE`` lines; ``json``: one JSON object per line
+    #: (floatkey/app/logs.py), with the request id, route, status and client address.
+    log_format: str = "text"
+    #: Open mode only: the client networks (CIDR) whose requests may use admin routes;
+    #: everyone else gets 403. Authentication mode checks the admin role instead.
+    admin_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     #: Exit the process (status 75) instead of answering hardware_key_not_accessible.
     crash_if_no_hardware_key: bool = False
     user_authentication: bool = False
@@ -202,6 +208,7 @@ def _convert(hint: Any, value: Any, where: str, source: str, prefix: str) -> Any
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMATS = ("text", "json")
 _HOST_NAME = re.compile(
     r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
 )
@@ -234,6 +241,12 @@ def _check(s: Settings, source: str) -> None:
         raise bad("mapSize", "must be at least 1 MiB")
     if s.log_level.upper() not in _LOG_LEVELS:
         raise bad("logLevel", f"must be one of {', '.join(_LOG_LEVELS)}")
+    if s.log_format not in _LOG_FORMATS:
+        raise bad("logFormat", f"must be one of {', '.join(_LOG_FORMATS)}, not {s.log_format!r}")
+    try:
+        client_address.networks(s.admin_networks)
+    except ValueError as exc:
+        raise bad("adminNetworks", f"{exc} (write CIDR networks such as 10.0.0.0/8)") from None
     if s.hardware_key.pcsc_timeout <= 0:
         raise bad("hardwareKey.pcscTimeout", "must be more than 0 seconds")
     if s.hardware_key.verify_interval <= 0:

@@ -10,7 +10,7 @@ import requests
 
 from floatkey.app.system import EXIT_NO_HARDWARE_KEY
 from tests.support.pcsc import READERS
-from tests.support.server import ServerProcess, wait_until
+from tests.support.server import ServerProcess, error_of, wait_until
 
 KEY_A, KEY_B = 10012001, 20034002
 PORT_A, PORT_B = 35963, 35964
@@ -32,7 +32,7 @@ def register(server: ServerProcess, product: str, user: str = "alice", **extra: 
 
 
 def refused_for(answer: requests.Response, action: str) -> bool:
-    return answer.status_code == 400 and answer.json() == {
+    return answer.status_code == 400 and error_of(answer) == {
         "status": 400,
         "code": "hardware_key_not_accessible",
         "message": f"No available valid hardware key to perform the action: {action}",
@@ -216,3 +216,4 @@ def test_another_process_on_the_reader_is_reported_not_hung(
     holder.release()
     wait_key(server, KEY_A, "valid")
     assert server.add_license(product="cad", isHWKeyReq=True)["is_hardware_key_auth"] is True
+
