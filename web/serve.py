@@ -15,7 +15,7 @@ from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
 from floatkey.web.guards import Guards, guard_request
 from floatkey.web.openapi import OpenApi
-from floatkey.web.plugin import FloatkeyPlugin
+from floatkey.web.plugin import FloatkeyPlugin, SystemdPlugin
 from floatkey.web.routes import Route
 from floatkey.web.server import build_app, server_config
 
@@ -66,6 +66,7 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     mount(fk, settings, auth.routes(), auth.config())
     cherrypy.config.update(server_config(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
+    SystemdPlugin(cherrypy.engine, fk).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()

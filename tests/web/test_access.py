@@ -33,6 +33,9 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/auth"): PUBLIC,
     ("GET", "/api/v4/health"): PUBLIC,
+    # Probes (Kubernetes, load balancers) carry no token.
+    ("GET", "/api/v4/health/live"): PUBLIC,
+    ("GET", "/api/v4/health/ready"): PUBLIC,
     # The API's own documentation: public so clients and fuzzers can read the contract.
     ("GET", "/api/v4/openapi.json"): PUBLIC,
     ("GET", "/api/v4/docs"): PUBLIC,

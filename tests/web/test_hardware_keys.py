@@ -217,3 +217,23 @@ def test_another_process_on_the_reader_is_reported_not_hung(
     wait_key(server, KEY_A, "valid")
     assert server.add_license(product="cad", isHWKeyReq=True)["is_hardware_key_auth"] is True
 
+
+def test_readiness_follows_the_key_of_a_key_bound_license(key_servers, virtual_keys, make_test_card):
+    server = key_servers()
+    assert server.get("/api/v4/health/ready").status_code == 200  # no license needs a key yet
+    virtual_keys.plug(make_test_card(KEY_A), PORT_A)
+    wait_key(server, KEY_A, "valid")
+    lic = server.add_license(product="cad", isHWKeyReq=True, floating_users=5)
+    assert server.get("/api/v4/health/ready").json() == {"status": "ready"}
+
+    virtual_keys.pull(PORT_A)
+    not_ready = wait_until(
+        lambda: (a := server.get("/api/v4/health/ready")).status_code == 503 and a, 10, what="503"
+    )
+    body = not_ready.json()
+    assert body["code"] == "service_unavailable"
+    assert body["reasons"] == [f"no valid hardware key {KEY_A} for license {lic['id']} (cad)"]
+    assert server.get("/api/v4/health/live").json() == {"status": "alive"}
+
+    virtual_keys.plug(make_test_card(KEY_A), PORT_A)
+    wait_until(lambda: server.get("/api/v4/health/ready").status_code == 200, 15, what="ready again")
