@@ -24,8 +24,9 @@ _request = threading.local()
 
 
 def bind_request(**fields: Any) -> None:
-    """Attach ``fields`` (request_id, method, route, client...) to this thread's log lines."""
-    _request.fields = {**getattr(_request, "fields", {}), **fields}
+    """Attach ``fields`` (request_id, method, route, client...) to this thread's log lines,
+    in place of any bound before."""
+    _request.fields = fields
 
 
 def unbind_request() -> None:
