@@ -224,6 +224,7 @@ def handle_error() -> None:
         request_id,
         cherrypy.serving.request.method,
         cherrypy.serving.request.path_info,
+        extra={"status": 500},
     )
     response.body = error_body(
         FloatkeyError(

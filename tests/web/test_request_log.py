@@ -102,7 +102,7 @@ def test_a_500_is_one_json_line_with_traceback_and_request_id(json_server: Serve
         if line.get("request_id") == "fail-json-1" and line["level"] == "ERROR"
     ]
     assert "RuntimeError: deliberate failure of the test route" in error["traceback"]
-    assert error["route"] == FAIL_PATH and error["client"] == "127.0.0.1"
+    assert error["route"] == FAIL_PATH and error["client"] == "127.0.0.1" and error["status"] == 500
 
 
 def test_no_password_or_token_in_any_log_line(tmp_path: Path) -> None:
