@@ -3,9 +3,10 @@
 The ``floatkey_auth`` tool runs at ``before_handler`` priority 20, after ``floatkey_route``
 has matched the route, and enforces the route's ``role`` from the one route table:
 PUBLIC needs nothing, USER a valid token of a user or an admin, ADMIN an admin's token.
-It is switched on only in authentication mode; in open mode every route is open but the
-user-management routes, which answer 403 there (``floatkey users`` manages users), and the
-secret rotation reads a Bearer token if one is sent.
+It is switched on only in authentication mode; in open mode the client routes are open,
+the admin routes answer only ``adminNetworks`` (web/admin_networks.py), the
+user-management routes answer 403 (``floatkey users`` manages users), and the secret
+rotation reads a Bearer token if one is sent.
 
 A user whose password must be changed (the initial admin) may only call the password
 routes until they have changed it.
@@ -30,7 +31,7 @@ from floatkey.auth.accounts import Accounts, unauthorized
 from floatkey.auth.passwords import ROLES
 from floatkey.auth.users import UserView
 from floatkey.errors import FloatkeyError
-from floatkey.web import schemas
+from floatkey.web import admin_networks, schemas
 from floatkey.web.routes import ADMIN, PUBLIC, USER, V4, Route
 from floatkey.web.server import JsonError
 
@@ -111,12 +112,19 @@ class AuthWeb:
     # CherryPy wiring
 
     def config(self) -> dict[str, Any]:
-        """Application config that turns the tool on in authentication mode."""
+        """Application config: the role tool in authentication mode, else the admin-network tool."""
         cherrypy.tools.floatkey_auth = cherrypy.Tool("before_handler", require_role, priority=20)
+        cherrypy.tools.floatkey_admin_networks = cherrypy.Tool(
+            "before_handler", admin_networks.require_admin_network, priority=20
+        )
         return {
             "/": {
                 "tools.floatkey_auth.on": self.settings.user_authentication,
                 "tools.floatkey_auth.auth": self,
+                "tools.floatkey_admin_networks.on": not self.settings.user_authentication,
+                "tools.floatkey_admin_networks.networks": client_address.networks(
+                    self.settings.admin_networks
+                ),
             }
         }
 

@@ -260,6 +260,12 @@ HEALTH: dict[str, Any] = {
     },
 }
 
+PROBE: dict[str, Any] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "enum": ["alive", "ready"]}},
+}
+
 HARDWARE_KEY: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -538,6 +544,29 @@ def client_routes() -> list[Route]:
             "Server health and identity",
             None,
             HEALTH,
+            tags=tags,
+            head=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/health/live",
+            h.live,
+            PUBLIC,
+            "Liveness probe: 200 while the server runs (no license is asked)",
+            None,
+            PROBE,
+            tags=tags,
+            head=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/health/ready",
+            h.ready,
+            PUBLIC,
+            "Readiness probe: 200 when storage is writable, licenses answer and every key a "
+            "license needs is valid; else 503 service_unavailable with the reasons",
+            None,
+            PROBE,
             tags=tags,
             head=True,
         ),

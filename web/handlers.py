@@ -10,6 +10,7 @@ from typing import Any
 
 from floatkey import inputs
 from floatkey.app.system import Floatkey
+from floatkey.errors import FloatkeyError
 from floatkey.usage import query as usage_query
 from floatkey.web import fields as f
 from floatkey.web import pages
@@ -85,6 +86,19 @@ def front_page(fk: Floatkey, _: Fields, __: Fields) -> Any:
 
 def health(fk: Floatkey, _: Fields, __: Fields) -> Any:
     return fk.health()
+
+
+def live(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    if not fk.running:
+        raise FloatkeyError("service_unavailable", "floatkey is not running.")
+    return {"status": "alive"}
+
+
+def ready(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    reasons = fk.readiness()
+    if reasons:
+        raise FloatkeyError("service_unavailable", f"Not ready: {'; '.join(reasons)}.", reasons=reasons)
+    return {"status": "ready"}
 
 
 def licenses(fk: Floatkey, query: Fields, _: Fields) -> Any:

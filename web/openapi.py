@@ -17,6 +17,8 @@ ERROR: dict[str, Any] = {
         "status": {"type": "integer"},
         "code": {"type": "string", "enum": sorted(STATUS_BY_CODE)},
         "message": {"type": "string"},
+        "request_id": {"type": "string", "description": "the X-Request-Id of the answer, for the log"},
+        "reasons": {"type": "array", "items": {"type": "string"}, "description": "why not ready (503)"},
     },
 }
 

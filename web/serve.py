@@ -18,7 +18,7 @@ from floatkey.web.audit import AuditWeb
 from floatkey.web.connections import ClientLimits, GuardedServer
 from floatkey.web.guards import Guards, guard_request
 from floatkey.web.openapi import OpenApi
-from floatkey.web.plugin import FloatkeyPlugin
+from floatkey.web.plugin import FloatkeyPlugin, SystemdPlugin
 from floatkey.web.routes import Route
 from floatkey.web.server import build_app, server_config
 
@@ -77,6 +77,7 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     # After the update: the server reads its socket settings when it is built.
     cherrypy.server.instance = GuardedServer(ClientLimits.from_settings(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
+    SystemdPlugin(cherrypy.engine, fk).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()
@@ -87,6 +88,6 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     if settings.user_authentication:
         mode = "authentication mode"
     else:
-        mode = "open mode: anyone who reaches this port can use every route but user management"
+        mode = "open mode: client routes open to anyone who reaches this port, admin routes to adminNetworks"
     logger.info("floatkey listening on %s://%s:%d (%s)", scheme, host, port, mode)
     cherrypy.engine.block()

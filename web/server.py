@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import uuid
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -20,8 +19,9 @@ import cherrypy
 from floatkey import __version__, inputs
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
+from floatkey.auth import client_address
 from floatkey.errors import FloatkeyError, StorageError, not_stored
-from floatkey.web import pages
+from floatkey.web import pages, request_log
 from floatkey.web.routes import Route, RouteTable, path_params
 from floatkey.web.upload import file_from_body
 
@@ -211,7 +211,13 @@ def error_body(error: FloatkeyError) -> bytes:
     response.status = error.status
     response.headers["Content-Type"] = JSON_TYPE
     response.headers.pop("Content-Length", None)
-    return json.dumps(error.to_dict()).encode()
+    return json.dumps(with_request_id(error.to_dict())).encode()
+
+
+def with_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    """The error body with the request's id (V1 clients ignore a key they do not know)."""
+    rid = request_log.request_id()
+    return {**body, "request_id": rid} if rid is not None and "request_id" not in body else body
 
 
 def handle_error() -> None:
@@ -224,12 +230,13 @@ def handle_error() -> None:
     if isinstance(exc, cherrypy.HTTPError) and exc.status < 500:
         response.body = error_body(http_error(exc.status, exc._message or ""))
         return
-    request_id = uuid.uuid4().hex[:12]
+    request_id = request_log.request_id() or request_log.new_id()
     logger.exception(
         "internal error, request %s: %s %s",
         request_id,
         cherrypy.serving.request.method,
         cherrypy.serving.request.path_info,
+        extra={"status": 500},
     )
     response.body = error_body(
         FloatkeyError(
@@ -252,7 +259,7 @@ def error_page(status: str, message: str, traceback: str, version: str) -> str:
     code = int(status.split()[0])
     error = http_error(code, message) if code < 500 else FloatkeyError("internal_error", "The server failed.")
     cherrypy.serving.response.headers["Content-Type"] = JSON_TYPE
-    return json.dumps(error.to_dict())
+    return json.dumps(with_request_id(error.to_dict()))
 
 
 def build_app(
@@ -261,11 +268,16 @@ def build_app(
     cherrypy.tools.floatkey_route = cherrypy.Tool("before_handler", match_route, priority=10)
     cherrypy.tools.floatkey_raw_body = cherrypy.Tool("before_request_body", raw_body)
     cherrypy.tools.floatkey_query = cherrypy.Tool("on_start_resource", check_query)
+    cherrypy.tools.floatkey_request = cherrypy.Tool(
+        "on_start_resource", request_log.start_request, priority=1
+    )
     api = Api(fk, table, settings)
     config: dict[str, Any] = {
         "/": {
             "request.error_response": handle_error,
             "error_page.default": error_page,
+            "tools.floatkey_request.on": True,
+            "tools.floatkey_request.proxies": client_address.networks(settings.auth.trusted_proxies),
             "tools.floatkey_raw_body.on": True,
             "tools.floatkey_query.on": True,
             "tools.floatkey_route.on": True,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from floatkey import __version__
-from floatkey.app import config
+from floatkey.app import config, logs
 from floatkey.audit.origin import acting_as, cli_origin
 from floatkey.errors import ConfigError, FloatkeyError, StorageError
 
@@ -175,13 +175,7 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
 
 
 def setup_logging(settings: config.Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pykka").setLevel(logging.WARNING)
-    logging.getLogger("cherrypy.access").setLevel(logging.WARNING)
+    logs.setup(settings.log_level, settings.log_format)
 
 
 def run_serve(args: argparse.Namespace) -> int:

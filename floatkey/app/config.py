@@ -166,6 +166,12 @@ class Settings:
     #: Largest size, in bytes, the LMDB data file may grow to.
     map_size: int = setting(1 << 30, at_least=1 << 20, unit="bytes")
     log_level: str = setting("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    #: ``text``: ``TIME LEVEL LOGGER: MESSAGE`` lines; ``json``: one JSON object per line
+    #: (floatkey/app/logs.py), with the request id, route, status and client address.
+    log_format: str = setting("text", choices=("text", "json"))
+    #: Open mode only: the client networks (CIDR) whose requests may use admin routes;
+    #: everyone else gets 403. Authentication mode checks the admin role instead.
+    admin_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     #: Exit the process (status 75) instead of answering hardware_key_not_accessible.
     crash_if_no_hardware_key: bool = False
     user_authentication: bool = False
@@ -317,7 +323,7 @@ def check_bounds(settings: Any, source: str, prefix: str = "") -> None:
 
 def _out_of_bounds(value: Any, meta: Any) -> str | None:
     unit = f" {meta['unit']}" if "unit" in meta else ""
-    if "choices" in meta and str(value).upper() not in meta["choices"]:
+    if "choices" in meta and str(value).lower() not in [c.lower() for c in meta["choices"]]:
         return f"must be one of {', '.join(meta['choices'])}, not {value!r}"
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
@@ -360,6 +366,10 @@ def _check(s: Settings, source: str) -> None:
             raise bad(
                 "hardwareKey.pinSerials", f"{serial!r} is not a key serial (decimal digits, no leading 0)"
             )
+    try:
+        client_address.networks(s.admin_networks)
+    except ValueError as exc:
+        raise bad("adminNetworks", f"{exc} (write CIDR networks such as 10.0.0.0/8)") from None
     try:
         client_address.networks(s.auth.trusted_proxies)
     except ValueError as exc:

@@ -490,6 +490,43 @@ class Floatkey:
             },
         }
 
+    def readiness(self) -> list[str]:
+        """Why this server should not get traffic yet, one sentence each; empty when ready.
+
+        Ready: storage writable, licenses loaded (the directory actor answers), and every
+        hardware key a license is bound to present and valid now (a live check).
+        """
+        if self.storage is None or self._directory is None:
+            return ["floatkey is not running"]
+        reasons = []
+        writable, since = self.storage.writable
+        if not writable:
+            reasons.append(f"the data directory refuses writes since {format_time(since)} (see the log)")
+        if not self.responsive():
+            reasons.append("the licenses do not answer within actorTimeout (loading, or overloaded)")
+        serials = {e.key_serial: e for e in self._index().entries() if e.requires_key}
+        for serial, entry in serials.items():
+            try:
+                self._keys.check(serial, "readiness check")
+            except FloatkeyError:
+                key = f"hardware key {serial}" if serial else "hardware key"
+                reasons.append(f"no valid {key} for license {entry.license_id} ({entry.product})")
+        return reasons
+
+    def responsive(self) -> bool:
+        """Whether the directory actor answers within ``actorTimeout`` (the watchdog's check)."""
+        directory = self._directory
+        if directory is None:
+            return False
+        try:
+            directory.loaded().get(timeout=self._timeout)
+        except pykka.Timeout:
+            return False
+        except Exception:
+            logger.exception("the directory actor failed a liveness check")
+            return False
+        return True
+
     def hardware_key_status(self) -> dict[str, Any]:
         """The key subsystem's state (docs/hardware-keys.md): identity, PC/SC, and every key seen."""
         status: dict[str, Any] = {"pcsc": "unavailable", "keys": []}

@@ -167,3 +167,10 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02, wh
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def error_of(answer: requests.Response) -> dict[str, Any]:
+    """An error answer's JSON body without its ``request_id`` (new for every request)."""
+    body: dict[str, Any] = answer.json()
+    assert isinstance(body.get("request_id"), str), answer.text
+    return {k: v for k, v in body.items() if k != "request_id"}

@@ -25,7 +25,7 @@ from floatkey.web.api import build_table
 from floatkey.web.audit import AuditWeb
 from floatkey.web.openapi import OpenApi
 from floatkey.web.routes import ADMIN, PUBLIC, USER, Route
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, error_of
 
 PW = "correct horse battery"
 UNAUTHORIZED = {"message": "Unauthorized: Please log in", "status": 401, "code": "unauthorized"}
@@ -35,6 +35,9 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/auth"): PUBLIC,
     ("GET", "/api/v4/health"): PUBLIC,
+    # Probes (Kubernetes, load balancers) carry no token.
+    ("GET", "/api/v4/health/live"): PUBLIC,
+    ("GET", "/api/v4/health/ready"): PUBLIC,
     # The API's own documentation: public so clients and fuzzers can read the contract.
     ("GET", "/api/v4/openapi.json"): PUBLIC,
     ("GET", "/api/v4/docs"): PUBLIC,
@@ -179,7 +182,7 @@ def test_every_route_enforces_its_role(auth_server: ServerProcess) -> None:
                 want = None
             elif who is None:
                 want = "unauthorized"
-                if got == want and answer.json() != UNAUTHORIZED:
+                if got == want and error_of(answer) != UNAUTHORIZED:
                     failures.append(f"{route.method} {route.path}: 401 body {answer.text}")
             elif route.role == ADMIN and who == "user":
                 want = "forbidden"
@@ -249,8 +252,8 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(auth_server: Server
     unknown = login(auth_server, "nobody-at-all", "not her password")
     assert wrong.status_code == unknown.status_code == 401
     assert (
-        wrong.json()
-        == unknown.json()
+        error_of(wrong)
+        == error_of(unknown)
         == {"status": 401, "code": "authentication_failed", "message": "Wrong username or password."}
     )
 
@@ -341,12 +344,12 @@ def test_token_attacks_get_the_v1_401(auth_server: ServerProcess, attack: str) -
         token = "not.a.token"
     answer = users_status(auth_server, token)
     assert answer.status_code == 401
-    assert answer.json() == UNAUTHORIZED
+    assert error_of(answer) == UNAUTHORIZED
 
 
 def test_wrong_role_in_a_forged_token_is_refused(auth_server: ServerProcess) -> None:
     """Even with the real secret, a role that is not the user's current one does not count."""
-    assert users_status(auth_server, forge(auth_server, role="user")).json() == UNAUTHORIZED
+    assert error_of(users_status(auth_server, forge(auth_server, role="user"))) == UNAUTHORIZED
 
 
 # Tokens that die
@@ -369,7 +372,7 @@ def test_deleted_user_changed_password_and_changed_role_void_tokens(auth_server:
     assert promoted.status_code == 200
     for token in (carol, dave, erin):
         answer = requests.get(auth_server.url + "/api/v4/license", headers=bearer(token), timeout=30)
-        assert answer.json() == UNAUTHORIZED
+        assert error_of(answer) == UNAUTHORIZED
     assert token_of(auth_server, "dave", "a new long password")
     assert users_status(auth_server, token_of(auth_server, "erin")).status_code == 200
 
@@ -432,7 +435,7 @@ def test_rotating_the_secret_voids_every_token(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "token.secret").read_bytes() != before
         for token in (alice, admin):
             assert (
-                requests.get(server.url + "/api/v4/license", headers=bearer(token), timeout=30).json()
+                error_of(requests.get(server.url + "/api/v4/license", headers=bearer(token), timeout=30))
                 == UNAUTHORIZED
             )
         assert users_status(server, rotated.json()["token"]).status_code == 200
@@ -554,7 +557,7 @@ def test_open_mode_login_gives_v1_clients_a_token_that_is_no_credential(tmp_path
                 headers=bearer(token),
                 timeout=30,
             )
-            assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED), (path, answer.text)
+            assert (answer.status_code, error_of(answer)) == (401, UNAUTHORIZED), (path, answer.text)
         refused_login = login(server, "anyone", "anything")
         assert refused_login.status_code == 401 and refused_login.json()["code"] == "authentication_failed"
         assert token_of(server, "alice") != token

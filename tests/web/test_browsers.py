@@ -36,6 +36,8 @@ READ_ONLY_GETS = {
     "/",
     "/auth",
     "/api/v4/health",
+    "/api/v4/health/live",
+    "/api/v4/health/ready",
     "/api/v4/license",
     "/api/v4/registrations",
     "/api/v4/hardware_key",
