@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 from floatkey.app import config
-from floatkey.app.options import data_dir_options
+from floatkey.app.options import data_dir_options, run_command
 from floatkey.audit import trail
-from floatkey.errors import ConfigError, FloatkeyError, StorageError
 
 
 def main(argv: list[str]) -> int:
@@ -24,17 +23,15 @@ def main(argv: list[str]) -> int:
     if not hasattr(args, "action"):
         parser().print_help()
         return 2
-    try:
+
+    def work() -> int:
         settings = config.load(args.config, {"data_dir": args.data_dir})
         if args.action == "export":
             return export(settings.data_dir, getattr(args, "from"), args.to)
         return verify(settings.data_dir)
-    except (ConfigError, StorageError) as exc:
-        print(f"floatkey audit: {exc}", file=sys.stderr)
-        return 2
-    except FloatkeyError as exc:
-        print(f"floatkey audit: {exc.message}", file=sys.stderr)
-        return 2
+
+    # 1 means a broken chain, so a refused request (a bad --from, say) ends with 2.
+    return run_command("floatkey audit", work, refused=2)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,14 +11,15 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from floatkey import __version__
 from floatkey.app import config, logs
+from floatkey.app.options import run_command
 from floatkey.audit.origin import acting_as, cli_origin
-from floatkey.errors import ConfigError, FloatkeyError, StorageError
+from floatkey.errors import FloatkeyError
 
 logger = logging.getLogger("floatkey")
 
@@ -44,14 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser().print_help()
         return 2
-    try:
-        return int(args.run(args) or 0)
-    except (ConfigError, StorageError) as exc:
-        print(f"floatkey: {exc}", file=sys.stderr)
-        return 2
-    except FloatkeyError as exc:
-        print(f"floatkey: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+    return run_command("floatkey", lambda: args.run(args))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -196,22 +190,14 @@ def run_licenses_add(args: argparse.Namespace) -> int:
     for name in [*_POLICY_FLAGS, "isHWKeyReq"]:
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
-    if args.direct:
-        with _direct(args) as fk:
-            answer = fk.add_license(fields)
-    else:
-        answer = _http(args.url, "POST", "/api/v4/licenses", fields)
+    answer = _ask(args, lambda fk: fk.add_license(fields), "POST", "/api/v4/licenses", fields)
     print(json.dumps(answer, indent=2))
     return 0
 
 
 def run_licenses_list(args: argparse.Namespace) -> int:
-    if args.direct:
-        with _direct(args) as fk:
-            answer = fk.licenses(args.product)
-    else:
-        query = "?" + urllib.parse.urlencode({"product": args.product}) if args.product else ""
-        answer = _http(args.url, "GET", "/api/v4/license" + query)
+    query = "?" + urllib.parse.urlencode({"product": args.product}) if args.product else ""
+    answer = _ask(args, lambda fk: fk.licenses(args.product), "GET", "/api/v4/license" + query)
     for lic in answer:
         print(
             f"{lic['id']:>6}  {lic['product_details']['short_code']:<20} "
@@ -222,22 +208,15 @@ def run_licenses_list(args: argparse.Namespace) -> int:
 
 
 def run_licenses_remove(args: argparse.Namespace) -> int:
-    if args.direct:
-        with _direct(args) as fk:
-            fk.remove_license(license_id=args.license_id)
-    else:
-        _http(args.url, "DELETE", f"/api/v4/licenses/{args.license_id}")
+    path = f"/api/v4/licenses/{args.license_id}"
+    _ask(args, lambda fk: fk.remove_license(license_id=args.license_id), "DELETE", path)
     print(f"license {args.license_id} removed")
     return 0
 
 
 def run_licenses_import(args: argparse.Namespace) -> int:
     data = args.file.read_bytes()
-    if args.direct:
-        with _direct(args) as fk:
-            answer = fk.import_license(data)
-    else:
-        answer = _http(args.url, "POST", "/api/v4/license/upload", raw=data)
+    answer = _ask(args, lambda fk: fk.import_license(data), "POST", "/api/v4/license/upload", raw=data)
     print(
         f"license file {answer['license_uid']} (sequence {answer['sequence']}) installed as license "
         f"{answer['id']} of product {answer['product_details']['short_code']}"
@@ -246,11 +225,13 @@ def run_licenses_import(args: argparse.Namespace) -> int:
 
 
 def run_activation_request(args: argparse.Namespace) -> int:
-    if args.direct:
-        with _direct(args) as fk:
-            answer = fk.activation_request(args.product)
-    else:
-        answer = _http(args.url, "POST", "/api/v4/license/generate", {"product": args.product})
+    answer = _ask(
+        args,
+        lambda fk: fk.activation_request(args.product),
+        "POST",
+        "/api/v4/license/generate",
+        {"product": args.product},
+    )
     args.out.write_text(json.dumps(answer, indent=2, sort_keys=True) + "\n", encoding="ascii")
     keys = ", ".join(s["serial"] for s in answer["signatures"]) or "none (bound to the hardware ID)"
     print(f"activation request written to {args.out} (signed by keys: {keys}); send it to the vendor")
@@ -264,6 +245,23 @@ def run_backup(args: argparse.Namespace) -> int:
     backup(settings.data_dir, args.destination)
     print(f"backup of {settings.data_dir} written to {args.destination}")
     return 0
+
+
+def _ask(
+    args: argparse.Namespace,
+    direct: Callable[[Any], Any],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    raw: bytes | None = None,
+) -> Any:
+    """One request of a ``floatkey licenses`` command: ``direct(fk)`` on the data directory's
+    own Floatkey with ``--direct``, else ``method path`` to the server at ``--url``."""
+    if args.direct:
+        with _direct(args) as fk:
+            return direct(fk)
+    return _http(args.url, method, path, body, raw=raw)
 
 
 @contextlib.contextmanager

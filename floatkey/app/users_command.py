@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from floatkey.app import config
-from floatkey.app.options import data_dir_options
+from floatkey.app.options import data_dir_options, run_command
 from floatkey.audit import events
 from floatkey.audit.origin import acting_as, cli_origin
 from floatkey.auth import tokens
 from floatkey.auth.accounts import Accounts
 from floatkey.auth.passwords import ROLES
-from floatkey.errors import ConfigError, FloatkeyError, StorageError
+from floatkey.errors import FloatkeyError, StorageError
 
 _WHILE_RUNNING = {
     "add": "POST /api/v4/users",
@@ -38,22 +38,21 @@ def main(argv: list[str]) -> int:
     if not hasattr(args, "action"):
         parser().print_help()
         return 2
-    try:
-        settings = config.load(args.config, {"data_dir": args.data_dir})
-        return _run(args, settings)
-    except (ConfigError, StorageError) as exc:
-        print(f"floatkey users: {exc}", file=sys.stderr)
-        if isinstance(exc, StorageError) and "in use" in str(exc):
-            print(
-                f"floatkey users: stop the server first, or, if it runs in authentication mode, use "
-                f"its HTTP API instead: {_WHILE_RUNNING[args.action]} with an admin's token "
-                f"(docs/authentication.md; open mode has no user management over HTTP).",
-                file=sys.stderr,
-            )
-        return 2
-    except FloatkeyError as exc:
-        print(f"floatkey users: {exc.message}", file=sys.stderr)
-        return 1
+
+    def while_running(exc: StorageError) -> str | None:
+        if "in use" not in str(exc):
+            return None
+        return (
+            f"stop the server first, or, if it runs in authentication mode, use its HTTP API "
+            f"instead: {_WHILE_RUNNING[args.action]} with an admin's token "
+            f"(docs/authentication.md; open mode has no user management over HTTP)."
+        )
+
+    return run_command(
+        "floatkey users",
+        lambda: _run(args, config.load(args.config, {"data_dir": args.data_dir})),
+        storage_hint=while_running,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
