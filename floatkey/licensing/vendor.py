@@ -328,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
             bound = ", ".join(asked.key_serials + extra) or f"hardware ID {asked.hardware_id}"
             if asked.unproven:
                 print(f"not bound to unproven key {', '.join(asked.unproven)}", file=sys.stderr)
+            if asked.installation_key is not None:
+                print(
+                    f"the server's installation key is {signer.key_id(asked.installation_key)}: keep "
+                    f"{args.request} to verify its usage reports (verify-report --request)"
+                )
         else:
             text = refresh(
                 args.dir, args.license.read_bytes(), policy, extra_keys=extra, valid_until=valid_until

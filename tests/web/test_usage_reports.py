@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from floatkey.licensing import installation, report, request, signer
+from floatkey.licensing import installation, report, request, signer, vendor
 from floatkey.timeutil import format_time
 from tests.support.server import ServerProcess, wait_until
 from tests.web.test_usage import EXPECTED, use
@@ -204,3 +204,27 @@ def test_licenses_report_command_through_the_server_and_on_the_data_directory(
     first = report.open_report(out.read_text(), keys, None)
     second = report.open_report(direct.stdout, keys, None)
     report.check_link(first, second)
+
+
+def test_a_vendor_licenses_report_names_its_uid_and_verifies_with_the_request(tmp_path: Path) -> None:
+    acme = tmp_path / "acme"
+    vendor.init(acme)
+    config = tmp_path / "floatkey.yaml"
+    config.write_text(
+        f"hardwareKey:\n  enabled: false\nvendor:\n  publicKeys: [{acme / signer.PUBLIC_KEY_FILE}]\n"
+    )
+    srv = ServerProcess(tmp_path / "data", "--config", str(config)).start()
+    try:
+        asked = tmp_path / "req.json"
+        asked.write_text(json.dumps(srv.post("/api/v4/license/generate", {"product": "cad"}).json()))
+        text, _ = vendor.issue(acme, asked.read_bytes(), {"floating_users": 2})
+        installed = srv.session.post(srv.url + "/api/v4/license/upload", data=text.encode(), timeout=30)
+        assert installed.status_code == 201, installed.text
+        made = make_report(srv, installed.json()["id"])
+    finally:
+        srv.stop()
+    path = tmp_path / "report.txt"
+    path.write_text(made["report"], encoding="ascii")
+    checked = floatkey("vendor", "verify-report", str(path), "--request", str(asked))
+    assert checked.returncode == 0, checked.stderr
+    assert f"report 1 of {installed.json()['license_uid']} (product cad" in checked.stdout
