@@ -287,7 +287,24 @@ def _read(payload: bytes) -> dict[str, Any]:
             raise _invalid(f"its {name} is missing")
     if not isinstance(report["license"].get("id"), int) or not isinstance(report.get("hardware_id"), str):
         raise _invalid("it does not name its license and server")
+    features = report["totals"].get("features", {})
+    if not isinstance(features, dict) or not all(
+        _is_totals(t) for t in [report["totals"], *features.values()]
+    ):
+        raise _invalid("its totals are not numbers")
     return report
+
+
+def _is_totals(totals: Any) -> bool:
+    if not isinstance(totals, dict):
+        return False
+    numbers = [totals.get(name) for name in ("consumptions", "peak_seats", "seat_hours")]
+    refusals = totals.get("refusals")
+    return (
+        all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        and isinstance(refusals, dict)
+        and all(isinstance(n, int) for n in refusals.values())
+    )
 
 
 def _invalid(why: str) -> ReportProblem:

@@ -170,3 +170,12 @@ def test_a_report_with_a_bad_shape_is_refused_after_its_signature_holds() -> Non
     text = report.seal_with_installation_key(content, key)
     with pytest.raises(report.ReportProblem, match="previous_hash"):
         report.open_report(text, trusted(key), None)
+
+
+def test_a_signed_report_whose_totals_are_not_numbers_is_refused_not_printed() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    content = body(1, None, report.installation_signer(key.public_key()))
+    content["totals"]["features"] = {"f": "lots"}  # signed by a customer's own installation key
+    text = report.seal_with_installation_key(content, key)
+    with pytest.raises(report.ReportProblem, match="totals are not numbers"):
+        report.open_report(text, trusted(key), None)
