@@ -43,7 +43,11 @@ class Recorder:
         bucket = self.open.get(series)
         if bucket is None:
             bucket = self.open[series] = Bucket()
-        self._integrate(series, bucket, now)
+        before = self._held.get(series)
+        if before is not None:  # the seats held since the last event (or the minute's start)
+            seconds = now - (before[1] if before[1] > self.start else self.start)
+            if seconds > 0 and bucket.seat_seconds is not None:
+                bucket.seat_seconds += before[0] * seconds
         self._held[series] = (held, now)
         bucket.sample(held)
         return bucket
