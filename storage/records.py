@@ -394,10 +394,14 @@ def load_usage_bucket(storage: Storage, license_id: int, place: Place) -> Bucket
 # --- usage reports (floatkey/licensing/report.py) ----------------------------------------
 
 
-def report_chain_record(sequence: int, content_hash: str, end: Any, made_at: Any) -> dict[str, Any]:
+def report_chain_record(
+    sequence: int, content_hash: str, end: Any, made_at: Any, cells: list[list[Any]]
+) -> dict[str, Any]:
     """Where a license's chain of reports stands: the next one is ``sequence + 1``, names
-    ``hash`` as its previous, and starts by default where this one ended (``to``)."""
-    return {"sequence": sequence, "hash": content_hash, "to": end, "made_at": made_at}
+    ``hash`` as its previous, and starts by default where this one ended (``to``).
+    ``cells``: [series, step, start, consumptions, refusals, seat-seconds] of each usage
+    bucket cell ``to`` falls in, as far as this report counted it (floatkey/usage/totals.py)."""
+    return {"sequence": sequence, "hash": content_hash, "to": end, "made_at": made_at, "cells": cells}
 
 
 def report_chain_ops(license_id: int, record: Mapping[str, Any]) -> list[Op]:

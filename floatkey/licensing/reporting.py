@@ -28,7 +28,7 @@ from floatkey.licensing import installation, report
 from floatkey.licensing.claims import canonical_json
 from floatkey.storage import Storage, records
 from floatkey.timeutil import as_utc, format_time
-from floatkey.usage.totals import SeriesTotals, totals
+from floatkey.usage.totals import Reported, SeriesTotals, reported_cells, totals
 
 if TYPE_CHECKING:
     from floatkey.actors.directory import LicenseEntry
@@ -83,12 +83,15 @@ def make_report(
                 f"'from' ({format_time(start)}) must be before 'to' ({format_time(end)}).",
             )
         sequence = 1 if chain is None else int(chain["sequence"]) + 1
+        # Back to back: the buckets both reports touch count here for what the last one did not.
+        follows = chain is not None and as_utc(chain["to"], "to") == start
+        reported = cells_from_record(chain.get("cells", []) if follows and chain else [])
         features = [f["code"] for f in license_object.get("product_features", [])]
         body = report.content(
             license=_license(storage, entry.license_id, license_object),
             start=start,
             end=end,
-            totals=_totals(places, start, end, now, features),
+            totals=_totals(places, start, end, now, features, reported),
             sequence=sequence,
             previous_hash=None if chain is None else chain["hash"],
             hardware_id=hardware_id,
@@ -97,7 +100,8 @@ def make_report(
         )
         text, signed_by = _sign(body, entry, signing)
         digest = report.content_hash(canonical_json(body))
-        head = records.report_chain_record(sequence, digest, end, now)
+        cells = reported_cells(places, end.timestamp(), now.timestamp(), reported)
+        head = records.report_chain_record(sequence, digest, end, now, cells_record(cells))
         storage.wait(storage.write(records.report_chain_ops(entry.license_id, head)), signing.timeout)
     logger.info(
         "usage report %d of license %d made (%s to %s), signed by %s",
@@ -146,10 +150,32 @@ def _license(storage: Storage, license_id: int, license_object: Mapping[str, Any
     }
 
 
+def cells_record(cells: Reported) -> list[list[Any]]:
+    """The cells a report ended in, as stored with the chain's head."""
+    return [
+        [series, step, begin, sums.consumptions, sums.refusals, sums.seat_seconds]
+        for series, by_cell in cells.items()
+        for (step, begin), sums in by_cell.items()
+    ]
+
+
+def cells_from_record(record: list[list[Any]]) -> dict[str, dict[tuple[int, int], SeriesTotals]]:
+    cells: dict[str, dict[tuple[int, int], SeriesTotals]] = {}
+    for series, step, begin, consumptions, refusals, seat_seconds in record:
+        sums = SeriesTotals(consumptions=consumptions, refusals=dict(refusals), seat_seconds=seat_seconds)
+        cells.setdefault(series, {})[(step, begin)] = sums
+    return cells
+
+
 def _totals(
-    places: Mapping[Any, Any], start: datetime, end: datetime, now: datetime, features: list[str]
+    places: Mapping[Any, Any],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    features: list[str],
+    reported: Reported,
 ) -> dict[str, Any]:
-    series = totals(places, start.timestamp(), end.timestamp(), now.timestamp())
+    series = totals(places, start.timestamp(), end.timestamp(), now.timestamp(), reported)
     answer = series.pop("", SeriesTotals()).as_json()
     answer["features"] = {
         code: series.get(code, SeriesTotals()).as_json() for code in sorted({*features, *series})

@@ -139,6 +139,25 @@ def test_reports_chain_across_a_restart_and_the_vendor_verifies_the_chain(
     assert wrong.returncode == report_exit("unknown_signer") and "did not give" in wrong.stderr
 
 
+def test_what_happens_between_two_reports_is_in_the_second_once(server: ServerProcess) -> None:
+    lid = server.add_license(product="cad", floating_users=1, max_consumptions=100)["id"]
+    keys = installation_keys(server)
+
+    def act(n: int) -> None:
+        for _ in range(n):
+            assert server.post("/api/v4/add_consumption", {"product": "cad", "consumptions": 1}).ok
+        server.post("/api/v4/register", {"product": "cad", "user": "holder"})
+        refused = server.post("/api/v4/register", {"product": "cad", "user": f"other{n}"})
+        assert refused.json()["code"] == "floating_not_available"
+
+    act(2)
+    first = report.open_report(make_report(server, lid)["report"], keys, None).content["totals"]
+    act(3)  # most likely in the minute the first report ended in
+    second = report.open_report(make_report(server, lid)["report"], keys, None).content["totals"]
+    assert (first["consumptions"], second["consumptions"]) == (2, 3)
+    assert first["refusals"] == second["refusals"] == {"floating_not_available": 1}
+
+
 def report_exit(kind: str) -> int:
     from floatkey.licensing.vendor import EXIT_BROKEN_CHAIN, EXIT_INVALID_REPORT
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from floatkey.hardware import ca
 from floatkey.licensing import report, request, signer
 from floatkey.licensing.claims import canonical_json
-from floatkey.usage.buckets import HOUR, MINUTE, Bucket
-from floatkey.usage.totals import totals
+from floatkey.usage.buckets import HOUR, MINUTE, Bucket, compact
+from floatkey.usage.totals import reported_cells, totals
 
 T0 = 1_780_000_000 - 1_780_000_000 % HOUR  # an hour's start
 
@@ -179,3 +179,23 @@ def test_a_signed_report_whose_totals_are_not_numbers_is_refused_not_printed() -
     text = report.seal_with_installation_key(content, key)
     with pytest.raises(report.ReportProblem, match="totals are not numbers"):
         report.open_report(text, trusted(key), None)
+
+
+def test_back_to_back_reports_count_the_minute_and_the_hour_they_meet_in_once() -> None:
+    split = T0 + 10 * MINUTE + 20  # report 1 ends 20 s into a minute
+    minute = T0 + 10 * MINUTE
+    # At report 1: that minute so far holds 2 consumptions and 1 seat since its start.
+    at_first = {(0, "", minute): Bucket(1, 1, 2, seat_seconds=20.0)}
+    first = totals(at_first, T0, split, now=split)[""]
+    cells = reported_cells(at_first, split, split)
+    assert (first.consumptions, first.seat_seconds) == (2, 20.0)
+    # The minute goes on: 3 more consumptions and a refusal; the seat is held to its end.
+    later = {(0, "", minute): Bucket(1, 1, 5, {"floating_not_available": 1}, seat_seconds=60.0)}
+    second = totals(later, split, T0 + HOUR, reported=cells)[""]
+    assert (second.consumptions, second.refusals) == (3, {"floating_not_available": 1})
+    assert second.seat_seconds == 40.0 + 49 * 60  # the rest of the minute, then the hour
+    # Three days on, the minutes are an hour bucket: the hour counts for what report 1 left.
+    _, compacted = compact(later, T0 + 3 * 86400)
+    third = totals(compacted, split, T0 + HOUR, reported=cells)[""]
+    assert (third.consumptions, third.refusals) == (3, {"floating_not_available": 1})
+    assert third.seat_seconds == second.seat_seconds
