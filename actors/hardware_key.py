@@ -182,24 +182,26 @@ class HardwareKeyActor(pykka.ThreadingActor):
             if s.present and s.serial is not None and s.verified_at > 0
         }
 
-    def key_certificate(self, serial: str) -> bytes:
-        """The DER slot-9A certificate of the valid key ``serial`` (activation requests)."""
-        slot = self._valid_slot(serial)
+    def key_certificate(self, serial: str, action: str = REQUEST_ACTION) -> bytes:
+        """The DER slot-9A certificate of the valid key ``serial`` (activation requests,
+        usage reports: ``action`` names which in a refusal)."""
+        slot = self._valid_slot(serial, action)
         assert slot.link is not None
         try:
             cert = piv.read_certificate(slot.link.transmit)
         except PcscError as exc:
             self._link_failed(slot, exc)
-            raise key_not_accessible(REQUEST_ACTION) from None
+            raise key_not_accessible(action) from None
         except piv.PivError as exc:
             logger.warning("hardware key %s: cannot read its certificate: %s", serial, exc)
-            raise key_not_accessible(REQUEST_ACTION) from None
+            raise key_not_accessible(action) from None
         return cert.public_bytes(Encoding.DER)
 
-    def sign_with_key(self, serial: str, digest: bytes) -> bytes:
+    def sign_with_key(self, serial: str, digest: bytes, action: str = REQUEST_ACTION) -> bytes:
         """Slot 9A of the valid key ``serial`` signs the SHA-256 ``digest`` (an activation
-        request); the signature is checked with the key's certificate before it leaves."""
-        slot = self._valid_slot(serial)
+        request, a usage report); the signature is checked with the key's certificate
+        before it leaves."""
+        slot = self._valid_slot(serial, action)
         assert slot.link is not None
         transmit = slot.link.transmit
         try:
@@ -213,20 +215,20 @@ class HardwareKeyActor(pykka.ThreadingActor):
                 signature = piv.sign_digest(transmit, digest, cert.public_key())
         except PcscError as exc:
             self._link_failed(slot, exc)
-            raise key_not_accessible(REQUEST_ACTION) from None
+            raise key_not_accessible(action) from None
         except piv.PivError as exc:
-            logger.warning("hardware key %s: cannot sign the activation request: %s", serial, exc)
-            raise key_not_accessible(REQUEST_ACTION) from None
+            logger.warning("hardware key %s: cannot sign (%s): %s", serial, action, exc)
+            raise key_not_accessible(action) from None
         if not piv.verify_signature(cert.public_key(), digest, signature):
             logger.warning("hardware key %s: its signature does not verify with its certificate", serial)
-            raise key_not_accessible(REQUEST_ACTION)
+            raise key_not_accessible(action)
         return signature
 
-    def _valid_slot(self, serial: str) -> _Slot:
+    def _valid_slot(self, serial: str, action: str = REQUEST_ACTION) -> _Slot:
         for slot in self._slots.values():
             if slot.serial == serial and slot.state == STATE_VALID and slot.link is not None:
                 return slot
-        raise key_not_accessible(REQUEST_ACTION)
+        raise key_not_accessible(action)
 
     # --- messages from the watcher and the connect workers ---
 

@@ -187,6 +187,14 @@ class UsageHistory(LicenseMessage[History]):
     durable: ClassVar[bool] = False
 
 
+@dataclass(frozen=True, slots=True)
+class UsageBuckets(LicenseMessage[dict[ub.Place, ub.Bucket]]):
+    """Every usage bucket with its tier (usage reports need each bucket's span); the open
+    minute's seat-seconds run until now."""
+
+    durable: ClassVar[bool] = False
+
+
 class Envelope(NamedTuple):
     """A message and the ticket its answer goes to."""
 
@@ -253,6 +261,10 @@ class LicenseActor(pykka.ThreadingActor):
         self._resynced_through = 0
         self._usage = Recorder()
         self._feature_codes = frozenset(f.code for f in book.policy.features)
+        started = clock().timestamp()
+        self._usage.seed("", len(book.seats), started)
+        for code, seats in book.feature_seats.items():
+            self._usage.seed(code, len(seats), started)
 
     def on_stop(self) -> None:
         """Write the open minute of usage, so that history survives a restart."""
@@ -453,7 +465,7 @@ class LicenseActor(pykka.ThreadingActor):
         older tiers when a new hour began."""
         t = now.timestamp() if isinstance(now, datetime) else now
         if force:
-            self._usage.close()
+            self._usage.close(t)
         closed = self._usage.take_closed(t)
         if not closed:
             return
@@ -499,6 +511,17 @@ class LicenseActor(pykka.ThreadingActor):
                 mine[start] = ub.merge(mine[start], bucket) if start in mine else bucket.copy()
         return {name: dict(sorted(b.items())) for name, b in history.items()}
 
+    def _usage_buckets(self, m: UsageBuckets) -> dict[ub.Place, ub.Bucket]:
+        """Stored buckets by place, with the minutes not yet written (tier 0)."""
+        with contextlib.suppress(StorageError):
+            self._storage.wait(self._last_seq)
+        places = load_usage(self._storage, self._book.license_id)
+        for start, series_buckets in self._usage.pending(self._clock().timestamp()):
+            for name, bucket in series_buckets.items():
+                place = (0, name, start)
+                places[place] = ub.merge(places[place], bucket) if place in places else bucket.copy()
+        return places
+
     def _committed(self, seq: int, error: str | None) -> None:
         """Called by the storage writer thread once write ``seq`` is settled."""
         if error is None:
@@ -523,5 +546,6 @@ LicenseActor._HANDLERS.update(
         LicenseObject: LicenseActor._license_object,
         Registrations: LicenseActor._registrations,
         UsageHistory: LicenseActor._usage_history,
+        UsageBuckets: LicenseActor._usage_buckets,
     }
 )

@@ -10,6 +10,7 @@ import lmdb
 from floatkey.auth.tokens import SECRET_FILE
 from floatkey.errors import StorageError
 from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
+from floatkey.licensing.installation import FILE_NAME as INSTALLATION_KEY_FILE
 from floatkey.storage import integrity
 
 
@@ -28,8 +29,9 @@ def backup(data_dir: Path, destination: Path) -> None:
         env.copy(str(destination), compact=True)
     finally:
         env.close()
-    # The token secret, and the PINs keys refused (so a restore never tries one again).
-    for name in (SECRET_FILE, REFUSED_PINS_FILE):
+    # The token secret, the PINs keys refused (so a restore never tries one again), and the
+    # installation key (a restored server signs its usage reports with the key the vendor knows).
+    for name in (SECRET_FILE, REFUSED_PINS_FILE, INSTALLATION_KEY_FILE):
         kept = Path(data_dir) / name
         if kept.exists():
             target = destination / name

@@ -15,6 +15,7 @@ datetimes exact). Keys are ordered so that all records of one license are one ra
 | ``vendor_licenses`` | the vendor's ``license_uid`` (UTF-8) | license id, sequence, key serials, the file |
 | ``activation_nonces`` | nonce (ASCII) | product, created_at, answered_by (a license_uid or None) |
 | ``usage`` | license id + tier (1 byte) + series + NUL + start (8 bytes) | one usage bucket |
+| ``usage_reports`` | license id (8 bytes, big-endian) | the last usage report's sequence, hash and end |
 
 ``meta`` also holds ``audit_head`` (the last audit record's seq and hash, written with it)
 and, once pruned, ``audit_checkpoint`` (seq and hash of the last record pruned).
@@ -63,7 +64,19 @@ AUDIT = "audit"
 VENDOR_LICENSES = "vendor_licenses"
 ACTIVATION_NONCES = "activation_nonces"
 USAGE = "usage"
-DATABASES = (META, LICENSES, SEATS, FEATURE_SEATS, USERS, AUDIT, VENDOR_LICENSES, ACTIVATION_NONCES, USAGE)
+USAGE_REPORTS = "usage_reports"
+DATABASES = (
+    META,
+    LICENSES,
+    SEATS,
+    FEATURE_SEATS,
+    USERS,
+    AUDIT,
+    VENDOR_LICENSES,
+    ACTIVATION_NONCES,
+    USAGE,
+    USAGE_REPORTS,
+)
 
 SCHEMA_KEY = b"schema_version"
 NEXT_LICENSE_ID = b"next_license_id"
@@ -307,6 +320,11 @@ def vendor_license_key(license_uid: str) -> bytes:
     return license_uid.encode("utf-8")
 
 
+def vendor_license_key_text(key: bytes) -> str:
+    """The ``license_uid`` of a ``vendor_licenses`` key."""
+    return key.decode("utf-8")
+
+
 def vendor_license_record(
     license_id: int, sequence: int, key_serials: tuple[str, ...], text: str, installed_at: Any
 ) -> dict[str, Any]:
@@ -346,11 +364,14 @@ def usage_record(bucket: Bucket) -> dict[str, Any]:
     record: dict[str, Any] = {"s": bucket.seats, "p": bucket.peak, "c": bucket.consumptions}
     if bucket.denials:
         record["d"] = bucket.denials
+    if bucket.seat_seconds is not None:
+        record["a"] = bucket.seat_seconds
     return record
 
 
 def usage_from_record(record: Mapping[str, Any]) -> Bucket:
-    return Bucket(record["s"], record["p"], record["c"], dict(record.get("d", {})))
+    """A bucket stored before seat-seconds were kept (no ``a``) has them unknown (None)."""
+    return Bucket(record["s"], record["p"], record["c"], dict(record.get("d", {})), record.get("a"))
 
 
 def usage_ops(license_id: int, deletes: list[Place], puts: Mapping[Place, Bucket]) -> list[Op]:
@@ -368,6 +389,28 @@ def load_usage(storage: Storage, license_id: int, tier: int | None = None) -> di
 def load_usage_bucket(storage: Storage, license_id: int, place: Place) -> Bucket | None:
     record = storage.get(USAGE, usage_key(license_id, place))
     return None if record is None else usage_from_record(record)
+
+
+# --- usage reports (floatkey/licensing/report.py) ----------------------------------------
+
+
+def report_chain_record(
+    sequence: int, content_hash: str, end: Any, made_at: Any, cells: list[list[Any]]
+) -> dict[str, Any]:
+    """Where a license's chain of reports stands: the next one is ``sequence + 1``, names
+    ``hash`` as its previous, and starts by default where this one ended (``to``).
+    ``cells``: [series, step, start, consumptions, refusals, seat-seconds] of each usage
+    bucket cell ``to`` falls in, as far as this report counted it (floatkey/usage/totals.py)."""
+    return {"sequence": sequence, "hash": content_hash, "to": end, "made_at": made_at, "cells": cells}
+
+
+def report_chain_ops(license_id: int, record: Mapping[str, Any]) -> list[Op]:
+    return [("put", USAGE_REPORTS, license_key(license_id), dict(record))]
+
+
+def load_report_chain(storage: Storage, license_id: int) -> dict[str, Any] | None:
+    record: dict[str, Any] | None = storage.get(USAGE_REPORTS, license_key(license_id))
+    return record
 
 
 # --- users -------------------------------------------------------------------------------

@@ -594,6 +594,29 @@ ACTIVATION_REQUEST: dict[str, Any] = {
     },
 }
 INSTALLED: dict[str, Any] = {"license_uid": {"type": "string"}, "sequence": {"type": "integer"}}
+REPORT_QUERY: dict[str, Any] = {
+    "type": "object",
+    "required": ["license_id"],
+    "description": "'from' before 'to', and 'to' not later than now (else usage_range_not_valid).",
+    "properties": {
+        "license_id": s.integer(1, 2**63 - 1, required=True),
+        "from": {**s.time(), "description": "start of the period (default: where the last report ended)"},
+        "to": {**s.time(), "description": "end of the period, excluded (default: now)"},
+    },
+}
+REPORT: dict[str, Any] = {
+    "type": "object",
+    "required": ["license_id", "sequence", "hash", "previous_hash", "from", "to", "report"],
+    "properties": {
+        "license_id": {"type": "integer"},
+        "sequence": {"type": "integer", "minimum": 1, "description": "the report's place in the chain"},
+        "hash": {"type": "string", "description": "SHA-256 of its signed content; the next one names it"},
+        "previous_hash": {"type": "string", "nullable": True},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "report": {"type": "string", "description": "the signed report file, to send to the vendor"},
+    },
+}
 
 
 def admin_routes() -> list[Route]:
@@ -692,6 +715,18 @@ def admin_routes() -> list[Route]:
             status=201,
             tags=tags,
             file_body=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/license/report",
+            h.usage_report,
+            ADMIN,
+            "The license's next signed usage report for the vendor (docs/licensing.md); "
+            "it moves the license's chain of reports on",
+            REPORT_QUERY,
+            REPORT,
+            tags=tags,
+            changes_state=True,
         ),
         Route(
             "GET",

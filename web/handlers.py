@@ -142,6 +142,12 @@ def usage(fk: Floatkey, query: Fields, _: Fields) -> Any:
     return fk.usage(license_id, query.get("from"), query.get("to"), query.get("step"))
 
 
+def usage_report(fk: Floatkey, query: Fields, _: Fields) -> Any:
+    license_id = inputs.integer(query, "license_id", minimum=1, maximum=2**63 - 1, required=True)
+    assert license_id is not None
+    return fk.usage_report(license_id, query.get("from"), query.get("to"))
+
+
 def usage_csv(fk: Floatkey, query: Fields, path: Fields) -> Any:
     return pages.Csv(usage_query.to_csv(usage(fk, query, path)))
 

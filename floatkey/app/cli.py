@@ -101,6 +101,16 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path, help="the license file the vendor sent")
     imp.set_defaults(run=run_licenses_import)
 
+    rep = lic_sub.add_parser("report", help="make the license's next signed usage report for the vendor")
+    _target_args(rep)
+    rep.add_argument("--license-id", type=int, required=True, help="the license to report on")
+    rep.add_argument(
+        "--from", dest="since", help="start (RFC 3339 or YYYY-MM-DD; default: where the last ended)"
+    )
+    rep.add_argument("--to", dest="until", help="end, excluded (default: now)")
+    rep.add_argument("-o", "--out", type=Path, help="the report file to write (default: standard output)")
+    rep.set_defaults(run=run_licenses_report)
+
     req = sub.add_parser("activation-request", help="make an activation request to send to the vendor")
     _target_args(req)
     req.add_argument("--product", required=True, help="product short code")
@@ -220,6 +230,25 @@ def run_licenses_import(args: argparse.Namespace) -> int:
     print(
         f"license file {answer['license_uid']} (sequence {answer['sequence']}) installed as license "
         f"{answer['id']} of product {answer['product_details']['short_code']}"
+    )
+    return 0
+
+
+def run_licenses_report(args: argparse.Namespace) -> int:
+    if args.direct:
+        with _direct(args) as fk:
+            answer = fk.usage_report(args.license_id, args.since, args.until)
+    else:
+        query = {"license_id": args.license_id, "from": args.since, "to": args.until}
+        path = "/api/v4/license/report?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        answer = _http(args.url, "GET", path)
+    if args.out is None:
+        sys.stdout.write(answer["report"])
+        return 0
+    args.out.write_text(answer["report"], encoding="ascii")
+    print(
+        f"usage report {answer['sequence']} of license {answer['license_id']} ({answer['from']} to "
+        f"{answer['to']}) written to {args.out}; send it to the vendor"
     )
     return 0
 

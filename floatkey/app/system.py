@@ -50,7 +50,7 @@ from floatkey.hardware.machine_id import machine_hardware_id
 from floatkey.hardware.pin import read_pin
 from floatkey.hardware.refused_pins import FILE_NAME as REFUSED_PINS_FILE
 from floatkey.hardware.refused_pins import RefusedPins
-from floatkey.licensing import activation
+from floatkey.licensing import activation, installation, reporting
 from floatkey.licensing.clock import ClockGuard
 from floatkey.licensing.errors import vendor_only
 from floatkey.licensing.signer import trusted_keys
@@ -397,6 +397,7 @@ class Floatkey:
             self.hardware_key_status()["keys"],
             self._running_directory(),
             self._timeout,
+            installation.public_pem(self.settings.data_dir),
         )
 
     def import_license(self, data: bytes | str) -> dict[str, Any]:
@@ -471,6 +472,24 @@ class Floatkey:
             "step": win.step,
             "buckets": usage_query.points(history, win),
         }
+
+    def usage_report(self, license_id: int, since: Any = None, until: Any = None) -> dict[str, Any]:
+        """The license's next signed usage report (floatkey/licensing/report.py) over
+        ``[since, until)``: by default from where its previous report ended, up to now."""
+        entry = self._index().by_id.get(license_id)
+        if entry is None:
+            raise no_license_with_id(license_id)
+        assert self.storage is not None
+        signing = reporting.Signing(self._keys, self._key_actor, self.settings.data_dir, self._timeout)
+        return reporting.make_report(
+            self.storage,
+            entry,
+            signing,
+            since=since,
+            until=until,
+            now=self._clock(),
+            hardware_id=self.machine_id,
+        )
 
     def health(self) -> dict[str, Any]:
         """``status`` stays "ok" for V1 clients; ``storage`` says whether changes can be stored."""

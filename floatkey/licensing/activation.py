@@ -45,8 +45,10 @@ def make_request(
     key_states: list[dict[str, Any]],
     directory: DirectoryProxy,
     timeout: float,
+    installation_key: str | None = None,
 ) -> dict[str, Any]:
-    """A signed activation request; its nonce is stored before the request is returned."""
+    """A signed activation request; its nonce is stored before the request is returned.
+    ``installation_key`` (PEM) tells the vendor the key that signs this server's reports."""
     code = inputs.text({"product": product}, "product", required=True, max_length=64)
     assert code is not None
     policy_from_fields({"product": code})  # the product code's shape, as a license would need
@@ -58,7 +60,7 @@ def make_request(
             pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode("ascii")
             proofs.append(request.KeyProof(serial, pem))
     nonce = secrets.token_hex(16)
-    body = request.content(code, hardware_id, proofs, nonce, utcnow())
+    body = request.content(code, hardware_id, proofs, nonce, utcnow(), installation_key)
     signatures: dict[str, bytes] = {}
     if key_actor is not None:
         wanted = request.digest(body)

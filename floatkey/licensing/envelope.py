@@ -92,8 +92,16 @@ def open_file(data: bytes | str, trusted: Mapping[str, ed25519.Ed25519PublicKey]
 
 
 def _between(text: str, begin: str, end: str) -> str:
+    try:
+        return between(text, begin, end)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+
+
+def between(text: str, begin: str, end: str) -> str:
+    """The text between the line ``begin`` and the line ``end`` (usage reports share this)."""
     start = text.find(begin + "\n")
     stop = text.find("\n" + end, start)
     if start < 0 or stop < 0:
-        raise invalid(f"the line {begin} or {end} is missing")
+        raise ValueError(f"the line {begin} or {end} is missing")
     return text[start + len(begin) + 1 : stop]

@@ -1,10 +1,12 @@
 """Activation requests: what a server proves about itself when it asks for a license file.
 
 A request is a JSON file: its ``content`` (product, the server's hardware ID, each valid
-key present with its serial and slot-9A certificate, a fresh nonce, the time) and one
+key present with its serial and slot-9A certificate, the public key of the server's
+installation key, which signs its usage reports, a fresh nonce, the time) and one
 signature per key, made by the key's slot-9A private key over the SHA-256 of the content's
 canonical JSON. The vendor binds a license file only to what verifies: a key whose
-signature holds and whose certificate chains to the vendor CA.
+signature holds and whose certificate chains to the vendor CA. ``installation_key`` came
+later: a request without it is still valid (its server's reports cannot be checked).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from floatkey.errors import FloatkeyError
@@ -36,15 +40,24 @@ class KeyProof:
 
 
 def content(
-    product: str, hardware_id: str, keys: Sequence[KeyProof], nonce: str, created_at: datetime
+    product: str,
+    hardware_id: str,
+    keys: Sequence[KeyProof],
+    nonce: str,
+    created_at: datetime,
+    installation_key: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """``installation_key``: the PEM public key that signs this server's usage reports."""
+    body = {
         "product": product,
         "hardware_id": hardware_id,
         "keys": [{"serial": k.serial, "certificate": k.certificate_pem} for k in keys],
         "nonce": nonce,
         "created_at": format_time(created_at),
     }
+    if installation_key is not None:
+        body["installation_key"] = installation_key
+    return body
 
 
 def digest(request_content: dict[str, Any]) -> bytes:
@@ -75,6 +88,8 @@ class VerifiedRequest:
     key_serials: tuple[str, ...]
     #: Keys listed without a proof that holds (reported to the vendor, never bound).
     unproven: tuple[str, ...]
+    #: The key that signs the server's usage reports (None: an older server's request).
+    installation_key: ed25519.Ed25519PublicKey | None = None
 
 
 def verify(data: bytes, ca_cert: x509.Certificate | None) -> VerifiedRequest:
@@ -117,6 +132,7 @@ def verify(data: bytes, ca_cert: x509.Certificate | None) -> VerifiedRequest:
         raise _bad("content.created_at is not a time") from None
     assert created_at is not None
     return VerifiedRequest(
+        installation_key=installation_key(body),
         product=body["product"],
         hardware_id=body["hardware_id"],
         nonce=body["nonce"],
@@ -143,6 +159,20 @@ def _proves(key: dict[str, str], signature: Any, wanted: bytes, ca_cert: x509.Ce
         if named and named[0].value != key["serial"]:
             return False
     return piv.verify_signature(cert.public_key(), wanted, raw_signature)
+
+
+def installation_key(body: dict[str, Any]) -> ed25519.Ed25519PublicKey | None:
+    """The request content's installation key, if it has one; ``validation_error`` if damaged."""
+    pem = body.get("installation_key")
+    if pem is None:
+        return None
+    try:
+        key = serialization.load_pem_public_key(pem.encode("ascii")) if isinstance(pem, str) else None
+    except (ValueError, UnicodeEncodeError):
+        key = None
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise _bad("content.installation_key is not an Ed25519 public key")
+    return key
 
 
 def _bad(why: str) -> FloatkeyError:

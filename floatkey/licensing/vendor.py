@@ -6,7 +6,8 @@ license-signing key (``license-signing.key``, owner-only, and ``license-signing.
 Two key pairs, one identity: PIV certificates stay ECDSA P-256, which every PIV key and
 Yubico's tools accept, while license files use EdDSA as the spec asks. ``issue`` checks an
 activation request against the CA and signs a license file bound to what it proves;
-``refresh`` signs a newer file (higher ``sequence``) for an installed license.
+``refresh`` signs a newer file (higher ``sequence``) for an installed license;
+``verify-report`` checks customers' usage reports (signature, then chain) and prints them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from floatkey.errors import FloatkeyError
 from floatkey.hardware import ca
-from floatkey.licensing import envelope, request, signer
+from floatkey.licensing import envelope, report, request, signer
 from floatkey.licensing.claims import LicenseClaims
 from floatkey.rules.policy import policy_from_fields
 from floatkey.timeutil import parse_time, utcnow
@@ -168,7 +169,135 @@ def _parser() -> argparse.ArgumentParser:
     refresh_cmd = sub.add_parser("refresh", help="sign a newer file for an issued license")
     refresh_cmd.add_argument("--license", type=Path, required=True, help="the license file to supersede")
     signing(refresh_cmd)
+    verify = sub.add_parser("verify-report", help="check usage reports: signature, then chain")
+    verify.add_argument(
+        "reports", type=Path, nargs="+", help="report files, oldest first, or a folder of them"
+    )
+    verify.add_argument("--previous", type=Path, help="the report that must come right before")
+    default = os.environ.get("FLOATKEY_VENDOR_DIR")
+    verify.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(default) if default else None,
+        help="the vendor folder, for its CA (default $FLOATKEY_VENDOR_DIR)",
+    )
+    verify.add_argument(
+        "--ca", type=Path, help="the CA certificate that certified the keys (default DIR/ca.pem)"
+    )
+    verify.add_argument(
+        "--request",
+        type=Path,
+        action="append",
+        default=[],
+        help="an activation request of the server: its installation key signs its reports (repeatable)",
+    )
+    verify.add_argument(
+        "--installation-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="a server's installation public key, PEM (repeatable)",
+    )
     return p
+
+
+#: Exit status of verify-report: a report that is not valid (damaged, edited, unknown
+#: signer), and a chain that does not hold (missing, replaced or out-of-order reports).
+EXIT_INVALID_REPORT = 1
+EXIT_BROKEN_CHAIN = 3
+
+
+def verify_reports(args: argparse.Namespace) -> int:
+    """``floatkey vendor verify-report``: each report's signature, then the chain."""
+    keys = {}
+    for path in args.request:
+        asked = request.verify(path.read_bytes(), None)
+        if asked.installation_key is None:
+            print(
+                f"{path}: the request carries no installation key (made by an older floatkey)",
+                file=sys.stderr,
+            )
+            continue
+        keys[signer.key_id(asked.installation_key)] = asked.installation_key
+    for path in args.installation_key:
+        key = signer.load_public_key(path)
+        keys[signer.key_id(key)] = key
+    ca_cert = None
+    ca_path = args.ca or (args.dir / ca.CA_CERT_FILE if args.dir else None)
+    if ca_path is not None:
+        ca_cert = ca.load_certificate(ca_path)
+    files = []
+    for path in args.reports:
+        files += sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    folder = any(path.is_dir() for path in args.reports)
+    status = 0
+    opened: list[report.VerifiedReport] = []
+    previous = None
+    if args.previous is not None:
+        previous = _open_report(args.previous, keys, ca_cert)
+        if previous is None:
+            return EXIT_INVALID_REPORT
+    for path in files:
+        verified = _open_report(path, keys, ca_cert)
+        if verified is None:
+            status = EXIT_INVALID_REPORT
+            continue
+        _print_report(path, verified)
+        opened.append(verified)
+    if status:
+        return status
+    problems = report.check_chain(opened) if folder else []
+    if not folder:
+        for earlier, later in zip([previous, *opened], opened, strict=False):
+            if earlier is None:
+                continue
+            try:
+                report.check_link(earlier, later)
+            except report.ReportProblem as problem:
+                problems.append(problem.sentence)
+    for sentence in problems:
+        print(f"chain broken: {sentence}", file=sys.stderr)
+    if problems:
+        return EXIT_BROKEN_CHAIN
+    if len(opened) + (previous is not None) > 1:
+        print("chain: every report follows the one before it")
+    return 0
+
+
+def _open_report(path: Path, keys: dict[str, Any], ca_cert: Any) -> report.VerifiedReport | None:
+    try:
+        with path.open("rb") as file:
+            data = file.read(report.MAX_REPORT_SIZE + 1)
+        return report.open_report(data, keys, ca_cert)
+    except report.ReportProblem as problem:
+        print(f"{path}: not valid: {problem.sentence}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{path}: cannot be read: {exc.strerror}", file=sys.stderr)
+    return None
+
+
+def _print_report(path: Path, verified: report.VerifiedReport) -> None:
+    body = verified.content
+    lic = body["license"]
+    period = body["period"]
+    print(
+        f"{path}: valid, signed by {verified.signed_by}: report {verified.sequence} of "
+        f"{verified.license_name} (product {lic.get('product')}, key {lic.get('license_key')}), "
+        f"{period.get('from')} to {period.get('to')}, made {body.get('created_at')} on {body['hardware_id']}"
+    )
+    totals = body["totals"]
+    print(f"  license: {_shown(totals)}")
+    for code, feature in sorted(totals.get("features", {}).items()):
+        print(f"  feature {code}: {_shown(feature)}")
+
+
+def _shown(totals: dict[str, Any]) -> str:
+    refusals = ", ".join(f"{code} {n}" for code, n in totals.get("refusals", {}).items()) or "none"
+    estimated = " (estimated)" if totals.get("seat_hours_estimated") else ""
+    return (
+        f"consumptions {totals.get('consumptions')}, peak seats {totals.get('peak_seats')}, "
+        f"seat-hours {totals.get('seat_hours')}{estimated}, refusals: {refusals}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 "stay here (owner-only)"
             )
             return 0
+        if args.command == "verify-report":
+            return verify_reports(args)
         policy = json.loads(args.policy.read_text(encoding="utf-8"))
         valid_until = parse_time(args.valid_until, "--valid-until")
         extra = tuple(args.key)
@@ -197,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
             bound = ", ".join(asked.key_serials + extra) or f"hardware ID {asked.hardware_id}"
             if asked.unproven:
                 print(f"not bound to unproven key {', '.join(asked.unproven)}", file=sys.stderr)
+            if asked.installation_key is not None:
+                print(
+                    f"the server's installation key is {signer.key_id(asked.installation_key)}: keep "
+                    f"{args.request} to verify its usage reports (verify-report --request)"
+                )
         else:
             text = refresh(
                 args.dir, args.license.read_bytes(), policy, extra_keys=extra, valid_until=valid_until

@@ -3,7 +3,9 @@
 A bucket holds what happened to one *series* (a license, or one floating or consumption
 feature of it) during ``[start, start + step)``: the seats held when it ended (``seats``),
 the most held at once (``peak``), the consumptions metered and the requests refused, by
-error code. Times are whole seconds since the Unix epoch, UTC.
+error code. Times are whole seconds since the Unix epoch, UTC. ``seat_seconds`` is the
+integral of the seats held over the bucket's whole span (seats carried in from before it
+included), so seat-hours add up across buckets; None for buckets stored before it was kept.
 
 History is kept in ``TIERS``: one-minute buckets for two days, hourly ones for ninety
 days, daily ones for ten years. ``compact`` merges the buckets a tier no longer keeps
@@ -45,6 +47,7 @@ class Bucket:
     peak: int = 0
     consumptions: int = 0
     denials: dict[str, int] = field(default_factory=dict)
+    seat_seconds: float | None = 0.0
 
     def sample(self, held: int) -> None:
         """The series holds ``held`` seats now."""
@@ -56,7 +59,7 @@ class Bucket:
         self.denials[code] = self.denials.get(code, 0) + 1
 
     def copy(self) -> Bucket:
-        return Bucket(self.seats, self.peak, self.consumptions, dict(self.denials))
+        return Bucket(self.seats, self.peak, self.consumptions, dict(self.denials), self.seat_seconds)
 
 
 def merge(earlier: Bucket, later: Bucket) -> Bucket:
@@ -69,7 +72,13 @@ def merge(earlier: Bucket, later: Bucket) -> Bucket:
         peak=max(earlier.peak, later.peak),
         consumptions=earlier.consumptions + later.consumptions,
         denials=denials,
+        seat_seconds=add_seat_seconds(earlier.seat_seconds, later.seat_seconds),
     )
+
+
+def add_seat_seconds(a: float | None, b: float | None) -> float | None:
+    """Unknown (a bucket stored before seat-seconds were kept) stays unknown."""
+    return None if a is None or b is None else a + b
 
 
 def align(t: int, step: int) -> int:
@@ -96,6 +105,8 @@ def compact(stored: Mapping[Place, Bucket], now: int) -> tuple[list[Place], dict
         coarse = None if last else TIERS[index + 1].step
         cutoff = align(now - tier.keep, coarse or tier.step)
         old = sorted(p for p in work if p[0] == index and p[2] < cutoff)
+        #: coarse buckets made in this pass -> their members, in time order
+        members: dict[Place, list[tuple[int, Bucket]]] = {}
         for place in old:  # sorted: by series, then time, so merges run earliest first
             bucket = work.pop(place)
             if place in stored:
@@ -104,9 +115,40 @@ def compact(stored: Mapping[Place, Bucket], now: int) -> tuple[list[Place], dict
             if coarse is None:
                 continue
             target = (index + 1, place[1], align(place[2], coarse))
-            work[target] = merge(work[target], bucket) if target in work else bucket
+            if target in work:
+                work[target] = merge(work[target], bucket)
+            else:
+                work[target] = bucket.copy()
+                members[target] = []
+            if target in members:
+                members[target].append((place[2], bucket))
             puts.add(target)
+        for target, made_of in members.items():
+            assert coarse is not None
+            carry = seats_before(stored, target[1], target[2])
+            work[target].seat_seconds = covered_seat_seconds(target[2], coarse, tier.step, made_of, carry)
     return sorted(deletes), {p: work[p] for p in sorted(puts)}
+
+
+def seats_before(stored: Mapping[Place, Bucket], series: str, t: int) -> int:
+    """The seats held as second ``t`` began: those of the series' latest bucket before it."""
+    latest = max((p for p in stored if p[1] == series and p[2] < t), key=lambda p: p[2], default=None)
+    return 0 if latest is None else stored[latest].seats
+
+
+def covered_seat_seconds(
+    start: int, span: int, step: int, made_of: list[tuple[int, Bucket]], carry: int
+) -> float | None:
+    """The seat-seconds of ``[start, start + span)`` from its ``step``-long buckets (in time
+    order): where no bucket was kept, the seats held did not change, so they carry on."""
+    total = 0.0
+    cursor, seats = start, carry
+    for begin, bucket in made_of:
+        if bucket.seat_seconds is None:
+            return None
+        total += seats * max(0, begin - cursor) + bucket.seat_seconds
+        cursor, seats = begin + step, bucket.seats
+    return total + seats * max(0, start + span - cursor)
 
 
 def max_buckets() -> int:

@@ -67,6 +67,7 @@ EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/api/v4/hardware_key"): ADMIN,
     ("POST", "/api/v4/license/generate"): ADMIN,
     ("POST", "/api/v4/license/upload"): ADMIN,
+    ("GET", "/api/v4/license/report"): ADMIN,
     ("GET", "/api/v4/usage"): ADMIN,
     ("GET", "/api/v4/usage.csv"): ADMIN,
     ("GET", "/api/v4/users"): ADMIN,

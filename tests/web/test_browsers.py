@@ -54,6 +54,7 @@ STATE_CHANGING_GETS = {
     "/api/v4/addProduct",
     "/api/v4/removeProduct",
     "/api/v4/setPassword",
+    "/api/v4/license/report",
 }
 
 

@@ -232,6 +232,7 @@ def test_the_cli_makes_the_request_and_imports_the_file(
         "--policy", str(tmp_path / "policy.json"), "--out", str(tmp_path / "cli.license"),
     )  # fmt: skip
     assert issued.returncode == 0, issued.stderr
+    assert "the server's installation key is" in issued.stdout  # it signs the usage reports
     imported = floatkey("licenses", "import", "--url", srv.url, str(tmp_path / "cli.license"))
     assert imported.returncode == 0, imported.stderr
     assert "installed as license" in imported.stdout

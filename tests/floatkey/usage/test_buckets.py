@@ -41,7 +41,8 @@ def test_compact_cascades_through_the_tiers_and_drops_what_the_last_keeps_no_lon
     assert set(deletes) == {(0, "f", 100 * DAY + 5 * MINUTE), (2, "", 7 * DAY)}
     assert puts == {}  # the minute went through hour and day, and is older than ten years
     deletes, puts = compact({(0, "f", now - 100 * DAY): Bucket(2, 3)}, now)
-    assert puts == {(2, "f", now - 100 * DAY): Bucket(2, 3)}
+    # Its two seats were held for the rest of that day: the day's seat-seconds count them.
+    assert puts == {(2, "f", now - 100 * DAY): Bucket(2, 3, seat_seconds=2 * (DAY - MINUTE))}
 
 
 def test_a_series_stays_within_its_bound_however_long_it_runs():
@@ -73,7 +74,40 @@ def test_the_recorder_closes_a_minute_when_an_event_falls_in_a_later_one():
     recorder.bucket("", 185.0, 2)
     assert recorder.has_closed
     closed = recorder.take_closed(185.0)
-    assert closed == [(120, {"": Bucket(1, 1, 2), "f": Bucket(1, 1, 0, {"floating_not_available": 1})})]
+    # One seat from 125 s (license) and from 130 s (feature) to the minute's end.
+    assert closed == [
+        (
+            120,
+            {
+                "": Bucket(1, 1, 2, seat_seconds=55.0),
+                "f": Bucket(1, 1, 0, {"floating_not_available": 1}, seat_seconds=50.0),
+            },
+        )
+    ]
     assert recorder.take_closed(239.0) == []
-    assert recorder.take_closed(240.0) == [(180, {"": Bucket(2, 2)})]  # the quiet minute ended
+    # The quiet minute ended: one seat carried in for 5 s, then two for 55 s.
+    assert recorder.take_closed(240.0) == [(180, {"": Bucket(2, 2, seat_seconds=5.0 + 110.0)})]
     assert recorder.end == 0 and recorder.pending() == []
+
+
+def test_an_hour_compacted_from_its_minutes_keeps_the_seats_held_between_them() -> None:
+    now = 10 * DAY
+    hour = now - 3 * DAY
+    stored = {
+        (0, "", hour - HOUR): Bucket(2, 2, seat_seconds=120.0),  # two seats held into the hour
+        (0, "", hour + 10 * MINUTE): Bucket(3, 3, seat_seconds=150.0),  # 2 for 30 s, then 3
+    }
+    _, puts = compact(stored, now)
+    # 2 seats for the first ten minutes, the minute's own 150 s, 3 seats for the 49 left.
+    assert puts[(1, "", hour)].seat_seconds == 2 * 600 + 150 + 3 * 49 * 60
+    legacy = {(0, "", hour + MINUTE): Bucket(1, 1, seat_seconds=None)}
+    assert compact(legacy, now)[1][(1, "", hour)].seat_seconds is None  # unknown stays unknown
+
+
+def test_a_seeded_recorder_counts_the_seats_held_before_the_first_event() -> None:
+    recorder = Recorder()
+    recorder.seed("", 2, 100.0)  # a license actor starts with two seats held
+    recorder.bucket("", 130.0, 3)
+    assert recorder.pending(150.0)[0][1][""].seat_seconds == 2 * 10 + 3 * 20  # from 120 s on
+    recorder.close(until=170.0)  # the server stops before the minute ends
+    assert recorder.take_closed(170.0) == [(120, {"": Bucket(3, 3, seat_seconds=2 * 10 + 3 * 40)})]

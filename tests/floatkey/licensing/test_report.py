@@ -1,0 +1,201 @@
+"""Usage reports without threads or a server: totals, signing, verification, the chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from floatkey.hardware import ca
+from floatkey.licensing import report, request, signer
+from floatkey.licensing.claims import canonical_json
+from floatkey.usage.buckets import HOUR, MINUTE, Bucket, compact
+from floatkey.usage.totals import reported_cells, totals
+
+T0 = 1_780_000_000 - 1_780_000_000 % HOUR  # an hour's start
+
+
+def test_totals_count_the_buckets_of_the_period_and_carry_the_seats_between_them() -> None:
+    places = {
+        (0, "", T0 - MINUTE): Bucket(2, 2, 1, seat_seconds=120.0),  # before: only its seats carry in
+        (0, "", T0 + 10 * MINUTE): Bucket(3, 4, 5, {"floating_not_available": 2}, seat_seconds=150.0),
+        (0, "f", T0 + 10 * MINUTE): Bucket(1, 1, 0, seat_seconds=30.0),
+        (0, "", T0 + HOUR): Bucket(0, 3, 7, seat_seconds=10.0),  # after the period: not counted
+    }
+    series = totals(places, T0, T0 + HOUR)
+    lic = series[""]
+    assert (lic.consumptions, lic.peak_seats, lic.refusals) == (5, 4, {"floating_not_available": 2})
+    # 2 seats for 10 minutes, the bucket's own 150 s, then 3 seats for the 49 minutes left.
+    assert lic.seat_seconds == 2 * 600 + 150 + 3 * 49 * 60
+    assert series["f"].seat_seconds == 30 + 49 * 60
+    assert lic.as_json()["seat_hours"] == round(lic.seat_seconds / 3600, 6)
+
+
+def test_a_bucket_the_period_cuts_counts_pro_rata_and_old_buckets_are_estimated() -> None:
+    places = {(1, "", T0): Bucket(2, 2, 9, seat_seconds=3600.0)}  # an hour: one seat on average
+    half = totals(places, T0 + HOUR // 2, T0 + HOUR)[""]
+    assert half.seat_seconds == 1800.0
+    assert half.consumptions == 0  # counts go with the period the bucket starts in
+    legacy = totals({(1, "", T0): Bucket(2, 2, 9, seat_seconds=None)}, T0, T0 + HOUR)[""]
+    assert (legacy.seat_seconds, legacy.estimated) == (2 * HOUR, True)
+    assert legacy.as_json()["seat_hours_estimated"] is True
+
+
+def body(
+    sequence: int = 1, previous: str | None = None, signer_: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return report.content(
+        license={"id": 3, "license_uid": "Labc", "license_key": "K-1", "product": "cad"},
+        start=datetime(2026, 3, 1, tzinfo=UTC),
+        end=datetime(2026, 4, 1, tzinfo=UTC),
+        totals={"consumptions": 4, "peak_seats": 2, "seat_hours": 1.5, "refusals": {}, "features": {}},
+        sequence=sequence,
+        previous_hash=previous,
+        hardware_id="hw-1",
+        created_at=datetime(2026, 4, 1, 0, 5, tzinfo=UTC),
+        signer=signer_ or {},
+    )
+
+
+def sealed(key: ed25519.Ed25519PrivateKey, sequence: int = 1, previous: str | None = None) -> str:
+    return report.seal_with_installation_key(
+        body(sequence, previous, report.installation_signer(key.public_key())), key
+    )
+
+
+def chain(key: ed25519.Ed25519PrivateKey, n: int) -> list[str]:
+    texts, previous = [], None
+    for sequence in range(1, n + 1):
+        content = body(sequence, previous, report.installation_signer(key.public_key()))
+        texts.append(report.seal_with_installation_key(content, key))
+        previous = report.content_hash(canonical_json(content))
+    return texts
+
+
+def trusted(key: ed25519.Ed25519PrivateKey) -> dict[str, ed25519.Ed25519PublicKey]:
+    return {signer.key_id(key.public_key()): key.public_key()}
+
+
+def test_an_installation_key_report_verifies_and_any_edit_voids_it() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    text = sealed(key)
+    verified = report.open_report(text.encode(), trusted(key), None)
+    assert verified.content["totals"]["consumptions"] == 4
+    assert verified.signed_by == f"installation key {signer.key_id(key.public_key())}"
+    edited = text.replace('"consumptions": 4', '"consumptions": 3')
+    with pytest.raises(report.ReportProblem) as problem:
+        report.open_report(edited, trusted(key), None)
+    assert problem.value.kind == "signature"
+    other = ed25519.Ed25519PrivateKey.generate()
+    with pytest.raises(report.ReportProblem) as problem:
+        report.open_report(text, trusted(other), None)
+    assert problem.value.kind == "unknown_signer"
+    with pytest.raises(report.ReportProblem) as problem:
+        report.open_report(b"x" * (report.MAX_REPORT_SIZE + 1), trusted(key), None)
+    assert problem.value.kind == "invalid"
+
+
+def test_a_report_signed_by_another_key_under_the_same_kid_fails() -> None:
+    key, forger = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    content = body(1, None, report.installation_signer(key.public_key()))
+    forged = report.seal_with_installation_key(content, forger)  # header names the forger's kid
+    with pytest.raises(report.ReportProblem):
+        report.open_report(forged, trusted(key), None)
+
+
+def card_signer(private_key: ec.EllipticCurvePrivateKey) -> Any:
+    """What the hardware-key actor does: slot 9A signs a SHA-256 digest, DER ECDSA."""
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    def sign(digest: bytes) -> bytes:
+        return private_key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+
+    return sign
+
+
+def test_a_key_report_verifies_against_the_ca_that_certified_the_key_only() -> None:
+    ca_key, ca_cert = ca.make_ca()
+    card = ec.generate_private_key(ec.SECP256R1())
+    certificate = ca.issue(ca_key, ca_cert, card.public_key(), 1234)
+    text = report.seal_with_card(body(signer_=report.key_signer("1234")), certificate, card_signer(card))
+    verified = report.open_report(text, {}, ca_cert)
+    assert verified.signed_by == "hardware key 1234"
+    with pytest.raises(report.ReportProblem) as problem:
+        report.open_report(text, {}, ca.make_ca("another vendor")[1])
+    assert problem.value.kind == "unknown_signer"
+    liar = report.seal_with_card(body(signer_=report.key_signer("999")), certificate, card_signer(card))
+    with pytest.raises(report.ReportProblem, match="not the key that signed it"):
+        report.open_report(liar, {}, ca_cert)
+
+
+def test_a_chain_holds_and_each_break_is_named() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    one, two, three, four = (report.open_report(t, trusted(key), None) for t in chain(key, 4))
+    assert report.check_chain([three, one, four, two]) == []  # a folder: any order
+    report.check_link(one, two)
+    (gap,) = report.check_chain([one, two, four])
+    assert "Missing: report 3" in gap
+    with pytest.raises(report.ReportProblem, match="Out of order"):
+        report.check_link(three, two)
+    with pytest.raises(report.ReportProblem, match="Missing: report 2 to 3"):
+        report.check_link(one, four)
+    # A report 2 of another history (same key, other previous hash) does not follow report 1.
+    stranger = report.open_report(sealed(key, 2, "0" * 64), trusted(key), None)
+    with pytest.raises(report.ReportProblem, match="does not follow"):
+        report.check_link(one, stranger)
+    (fork,) = [p for p in report.check_chain([one, two, stranger]) if "carry sequence 2" in p]
+    assert "Two different reports" in fork
+
+
+def test_an_activation_request_carries_the_installation_key() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = signer.public_pem(key.public_key()).decode()
+    content = request.content("cad", "hw-1", [], "n1", datetime(2026, 1, 1, tzinfo=UTC), pem)
+    verified = request.verify(request.assemble(content, {}), None)
+    assert verified.installation_key is not None
+    assert signer.key_id(verified.installation_key) == signer.key_id(key.public_key())
+    older = request.content("cad", "hw-1", [], "n1", datetime(2026, 1, 1, tzinfo=UTC))
+    assert request.verify(request.assemble(older, {}), None).installation_key is None
+    damaged = {**content, "installation_key": "not a key"}
+    with pytest.raises(Exception, match="installation_key"):
+        request.verify(request.assemble(damaged, {}), None)
+
+
+def test_a_report_with_a_bad_shape_is_refused_after_its_signature_holds() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    content = {**body(2, None, report.installation_signer(key.public_key()))}  # 2 needs a previous
+    text = report.seal_with_installation_key(content, key)
+    with pytest.raises(report.ReportProblem, match="previous_hash"):
+        report.open_report(text, trusted(key), None)
+
+
+def test_a_signed_report_whose_totals_are_not_numbers_is_refused_not_printed() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    content = body(1, None, report.installation_signer(key.public_key()))
+    content["totals"]["features"] = {"f": "lots"}  # signed by a customer's own installation key
+    text = report.seal_with_installation_key(content, key)
+    with pytest.raises(report.ReportProblem, match="totals are not numbers"):
+        report.open_report(text, trusted(key), None)
+
+
+def test_back_to_back_reports_count_the_minute_and_the_hour_they_meet_in_once() -> None:
+    split = T0 + 10 * MINUTE + 20  # report 1 ends 20 s into a minute
+    minute = T0 + 10 * MINUTE
+    # At report 1: that minute so far holds 2 consumptions and 1 seat since its start.
+    at_first = {(0, "", minute): Bucket(1, 1, 2, seat_seconds=20.0)}
+    first = totals(at_first, T0, split, now=split)[""]
+    cells = reported_cells(at_first, split, split)
+    assert (first.consumptions, first.seat_seconds) == (2, 20.0)
+    # The minute goes on: 3 more consumptions and a refusal; the seat is held to its end.
+    later = {(0, "", minute): Bucket(1, 1, 5, {"floating_not_available": 1}, seat_seconds=60.0)}
+    second = totals(later, split, T0 + HOUR, reported=cells)[""]
+    assert (second.consumptions, second.refusals) == (3, {"floating_not_available": 1})
+    assert second.seat_seconds == 40.0 + 49 * 60  # the rest of the minute, then the hour
+    # Three days on, the minutes are an hour bucket: the hour counts for what report 1 left.
+    _, compacted = compact(later, T0 + 3 * 86400)
+    third = totals(compacted, split, T0 + HOUR, reported=cells)[""]
+    assert (third.consumptions, third.refusals) == (3, {"floating_not_available": 1})
+    assert third.seat_seconds == second.seat_seconds
