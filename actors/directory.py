@@ -182,18 +182,27 @@ class DirectoryListener(Listener):
 
 
 class DirectoryActor(pykka.ThreadingActor):
-    def __init__(self, storage: Storage, clock: Callable[[], datetime], holder: IndexHolder) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Callable[[], datetime],
+        holder: IndexHolder,
+        books: list[LicenseBook] | None = None,
+    ) -> None:
+        """``books``: every license as loaded with the storage (records.load_books), if it was."""
         super().__init__()
         self._storage = storage
         self._clock = clock
         self._holder = holder
+        self._books = books
         self._entries: dict[int, LicenseEntry] = {}
 
     def on_start(self) -> None:
         key_sets = {
             r["license_id"]: tuple(r["key_serials"]) for _, r in self._storage.items(records.VENDOR_LICENSES)
         }
-        for book in load_books(self._storage):
+        books, self._books = self._books, None
+        for book in load_books(self._storage) if books is None else books:
             self._start_license(book, key_sets.get(book.license_id, ()))
         self._publish()
         logger.info("%d licenses loaded", len(self._entries))

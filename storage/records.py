@@ -232,8 +232,12 @@ def license_ops(book: LicenseBook, changes: Changes) -> list[Op]:
     return ops
 
 
+#: The databases ``load_books`` reads whole (so its load checks them: storage.Preload).
+BOOK_DATABASES = frozenset({LICENSES, SEATS, FEATURE_SEATS})
+
+
 def load_books(storage: Storage) -> list[LicenseBook]:
-    """Every license with its seats and counters, as stored.
+    """Every license with its seats and counters, as stored; reads BOOK_DATABASES whole.
 
     The cyclic garbage collector is paused meanwhile: a load makes millions of objects
     without a cycle among them, and collections triggered by their number found nothing
