@@ -168,6 +168,13 @@ class IndexHolder:
         self.current = LicenseIndex({})
         #: license id -> no seat of that license expires before this (posted by its actor).
         self.due: dict[int, datetime | None] = {}
+        #: License actors started so far (floatkey/app/collector.py freezes them).
+        self.actors_started = 0
+        self._started_lock = threading.Lock()
+
+    def actor_started(self) -> None:
+        with self._started_lock:
+            self.actors_started += 1
 
     def publish(self, index: LicenseIndex) -> None:
         # One reference assignment: readers see the old index or the new one, never a mix.
@@ -372,7 +379,9 @@ class DirectoryActor(pykka.ThreadingActor):
 
     def _start_actor(self, book: LicenseBook) -> pykka.ActorRef[LicenseActor]:
         """Called by the first thread that has a message for the license."""
-        return LicenseActor.start(book, self._storage, self._clock, self._holder.due)
+        ref = LicenseActor.start(book, self._storage, self._clock, self._holder.due)
+        self._holder.actor_started()
+        return ref
 
     def _publish(self) -> None:
         index = LicenseIndex(dict(self._entries))

@@ -548,6 +548,11 @@ class Floatkey:
         return self._get(self._key_actor.verification_ages())
 
     @property
+    def actors_started(self) -> int:
+        """License actors started by this instance so far (each on its license's first message)."""
+        return self._holder.actors_started
+
+    @property
     def hardware_id(self) -> str:
         """The key serial standing for this server, or the machine's own ID (docs/hardware-keys.md)."""
         return self._identity.current
