@@ -168,6 +168,13 @@ class IndexHolder:
         self.current = LicenseIndex({})
         #: license id -> no seat of that license expires before this (posted by its actor).
         self.due: dict[int, datetime | None] = {}
+        #: License actors started so far (floatkey/app/collector.py freezes them).
+        self.actors_started = 0
+        self._started_lock = threading.Lock()
+
+    def actor_started(self) -> None:
+        with self._started_lock:
+            self.actors_started += 1
 
     def publish(self, index: LicenseIndex) -> None:
         # One reference assignment: readers see the old index or the new one, never a mix.
@@ -182,18 +189,27 @@ class DirectoryListener(Listener):
 
 
 class DirectoryActor(pykka.ThreadingActor):
-    def __init__(self, storage: Storage, clock: Callable[[], datetime], holder: IndexHolder) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Callable[[], datetime],
+        holder: IndexHolder,
+        books: list[LicenseBook] | None = None,
+    ) -> None:
+        """``books``: every license as loaded with the storage (records.load_books), if it was."""
         super().__init__()
         self._storage = storage
         self._clock = clock
         self._holder = holder
+        self._books = books
         self._entries: dict[int, LicenseEntry] = {}
 
     def on_start(self) -> None:
         key_sets = {
             r["license_id"]: tuple(r["key_serials"]) for _, r in self._storage.items(records.VENDOR_LICENSES)
         }
-        for book in load_books(self._storage):
+        books, self._books = self._books, None
+        for book in load_books(self._storage) if books is None else books:
             self._start_license(book, key_sets.get(book.license_id, ()))
         self._publish()
         logger.info("%d licenses loaded", len(self._entries))
@@ -363,7 +379,9 @@ class DirectoryActor(pykka.ThreadingActor):
 
     def _start_actor(self, book: LicenseBook) -> pykka.ActorRef[LicenseActor]:
         """Called by the first thread that has a message for the license."""
-        return LicenseActor.start(book, self._storage, self._clock, self._holder.due)
+        ref = LicenseActor.start(book, self._storage, self._clock, self._holder.due)
+        self._holder.actor_started()
+        return ref
 
     def _publish(self) -> None:
         index = LicenseIndex(dict(self._entries))

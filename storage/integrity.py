@@ -6,9 +6,11 @@ that are not there and the process dies of SIGBUS at the first read; garbage in 
 surfaces as errors deep in whatever reads them first. So before the environment is
 opened, :func:`check_data_file` reads LMDB's two meta pages itself (the layout of
 ``MDB_page`` and ``MDB_meta`` in lmdb's mdb.c, 64-bit) and compares the file's size with
-the last page they say is in use; once it is open, :func:`read_through` reads every
-record of every named database in one read transaction, which at our sizes costs a
-fraction of the start-up, and catches damaged pages and undecodable values.
+the last page they say is in use; once it is open, every record of every named database
+is read and decoded once, which catches damaged pages and undecodable values: the
+databases the server loads whole at start (licenses and seats) by that load itself
+(:func:`reading`), the others by :func:`read_through`. Decoding 1,000,000 seats twice,
+once to check and once to load, was a fifth of a restart (docs/benchmarks.md).
 
 Neither writes anything: a damaged file is left exactly as it was found, for the
 operator to restore over (docs/operations.md, "Restore").
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import lmdb
 
@@ -108,35 +111,46 @@ def _meta(path: Path, page: bytes, index: int, size: int) -> dict[str, int]:
     return {"psize": psize, "last_pg": last_pg, "txnid": txnid}
 
 
-def read_through(env: lmdb.Environment, directory: Path) -> int:
-    """Read and decode every record of every named database; answers how many there are.
+def read_through(env: lmdb.Environment, directory: Path, skip: Collection[str] = ()) -> int:
+    """Read and decode every record of every named database but ``skip``; answers how many.
 
     Runs in a read transaction: it changes nothing, and is the check that the file reads
-    back whole before anything is written to it.
+    back whole before anything is written to it. ``skip`` names the databases a load reads
+    whole under :func:`reading` before the first write, which checks them as it goes.
     """
-    path = Path(directory) / DATA_FILE
     records = 0
-    try:
-        with env.begin() as txn:
-            names = [bytes(name) for name, _ in txn.cursor()]
-            for name in names:
-                db = env.open_db(name, txn=txn, create=False)
-                for _, raw in txn.cursor(db=db):
-                    _decode(raw)
-                    records += 1
-    except lmdb.Error as exc:
-        raise DamagedDataError(path, f"LMDB cannot read it through ({exc})") from None
-    except _Undecodable as exc:
-        raise DamagedDataError(path, f"a stored value cannot be decoded ({exc.__cause__})") from None
+    skipped = {name.encode() for name in skip}
+    with reading(directory), env.begin() as txn:
+        names = [bytes(name) for name, _ in txn.cursor()]
+        for name in names:
+            if name in skipped:
+                continue
+            db = env.open_db(name, txn=txn, create=False)
+            for _, raw in txn.cursor(db=db):
+                try:
+                    unpack(raw)
+                except Exception as exc:  # msgpack raises ValueError, TypeError, ExtraData, ...
+                    raise UndecodableValue() from exc
+                records += 1
     return records
 
 
-class _Undecodable(Exception):
-    pass
+class UndecodableValue(Exception):
+    """A stored value msgpack cannot decode (its cause says why); :func:`reading` turns it
+    into a DamagedDataError."""
 
 
-def _decode(raw: Any) -> None:
+@contextmanager
+def reading(directory: Path) -> Iterator[None]:
+    """Reads of the data file in this block that fail on its contents are its damage.
+
+    LMDB's errors (damaged pages) and :class:`UndecodableValue` become a
+    :class:`DamagedDataError` that says how to restore; any other error passes as it is.
+    """
+    path = Path(directory) / DATA_FILE
     try:
-        unpack(raw)
-    except Exception as exc:  # msgpack raises ValueError, TypeError, ExtraData, ...
-        raise _Undecodable() from exc
+        yield
+    except lmdb.Error as exc:
+        raise DamagedDataError(path, f"LMDB cannot read it through ({exc})") from None
+    except UndecodableValue as exc:
+        raise DamagedDataError(path, f"a stored value cannot be decoded ({exc.__cause__})") from None

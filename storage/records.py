@@ -37,7 +37,8 @@ from __future__ import annotations
 import gc
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from floatkey.auth.users import UserView
@@ -156,8 +157,7 @@ def seat_from_record(record: Mapping[str, Any], clients: ClientCache | None = No
     refreshed_at = record["refreshed_at"]
     if refreshed_at == registered_at:  # never refreshed: one datetime instead of two
         refreshed_at = registered_at
-    # Positional: a load makes 1,000,000 of them.
-    return Seat(
+    return _new_seat(
         record["user"],
         ClientInfo(*client) if clients is None else clients.get(client),
         registered_at,
@@ -165,6 +165,42 @@ def seat_from_record(record: Mapping[str, Any], clients: ClientCache | None = No
         record["expires_at"],
         record["borrowed_until"],
     )
+
+
+def _seat_builder() -> Callable[[str, ClientInfo, datetime, datetime, datetime, datetime | None], Seat]:
+    """``Seat(...)`` for a load, which makes 1,000,000 of them: a third faster.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; this
+    sets Seat's slots directly. Same object, same fields (checked by name here, and
+    against the constructor by a test).
+    """
+    names = ("user", "client", "registered_at", "refreshed_at", "expires_at", "borrowed_until")
+    if tuple(f.name for f in fields(Seat)) != names:
+        raise TypeError("Seat's fields changed: change records._seat_builder with them")
+    user_, client_, registered_, refreshed_, expires_, borrowed_ = (getattr(Seat, n).__set__ for n in names)
+    new = object.__new__
+
+    def build(
+        user: str,
+        client: ClientInfo,
+        registered_at: datetime,
+        refreshed_at: datetime,
+        expires_at: datetime,
+        borrowed_until: datetime | None,
+    ) -> Seat:
+        seat: Seat = new(Seat)
+        user_(seat, user)
+        client_(seat, client)
+        registered_(seat, registered_at)
+        refreshed_(seat, refreshed_at)
+        expires_(seat, expires_at)
+        borrowed_(seat, borrowed_until)
+        return seat
+
+    return build
+
+
+_new_seat = _seat_builder()
 
 
 class ClientCache:
@@ -245,8 +281,12 @@ def license_ops(book: LicenseBook, changes: Changes) -> list[Op]:
     return ops
 
 
+#: The databases ``load_books`` reads whole (so its load checks them: storage.Preload).
+BOOK_DATABASES = frozenset({LICENSES, SEATS, FEATURE_SEATS})
+
+
 def load_books(storage: Storage) -> list[LicenseBook]:
-    """Every license with its seats and counters, as stored.
+    """Every license with its seats and counters, as stored; reads BOOK_DATABASES whole.
 
     The cyclic garbage collector is paused meanwhile: a load makes millions of objects
     without a cycle among them, and collections triggered by their number found nothing

@@ -7,8 +7,10 @@ import logging
 from typing import Any
 
 import cherrypy
+from cherrypy.process import plugins
 
 from floatkey.app import affinity
+from floatkey.app.collector import ActorFreezer
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.metrics import exposition
@@ -46,6 +48,17 @@ def mount(
     return app
 
 
+def pause_collector_for_start_up() -> None:
+    """Collect what the imports left, then no collection until ``freeze_start_up_objects``.
+
+    The start-up makes millions of objects that live as long as the process and hold no
+    cycle (the licenses and seats loaded): collections triggered by their number walked
+    them all, twice, 0.3-0.8 s of a 1,000,000-seat restart, and found nothing.
+    """
+    gc.collect()
+    gc.disable()
+
+
 def freeze_start_up_objects() -> int:
     """Hide what start-up left alive (modules, the licenses and seats loaded) from the collector.
 
@@ -53,11 +66,12 @@ def freeze_start_up_objects() -> int:
     every tracked object, and most of them live as long as the process. Frozen, they are
     never walked again. They are still freed when their last reference goes; only a
     reference cycle among them would outlive its use, and the loaded licenses and seats
-    hold none (actor refs point back to their actors weakly). Returns how many objects were
-    frozen.
+    hold none (actor refs point back to their actors weakly). Frozen without a collection
+    first: ``pause_collector_for_start_up`` collected before the start-up, which makes no
+    garbage worth a walk of everything. Returns how many objects were frozen.
     """
-    gc.collect()
     gc.freeze()
+    gc.enable()
     return gc.get_freeze_count()
 
 
@@ -66,6 +80,7 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
     # Before the actors start: an unreadable scrape token stops here, with its message.
     metrics = [exposition.route(settings)] if settings.metrics.enabled else []
+    pause_collector_for_start_up()
     fk.start()  # before the engine: a data directory error stops here, with its message
     auth = AuthWeb(settings, fk)
     audit = AuditWeb(settings)
@@ -78,6 +93,9 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     cherrypy.server.instance = GuardedServer(ClientLimits.from_settings(settings))
     FloatkeyPlugin(cherrypy.engine, fk).subscribe()
     SystemdPlugin(cherrypy.engine, fk).subscribe()
+    # License actors start after the start-up freeze, on their license's first message.
+    freezer = ActorFreezer(lambda: fk.actors_started)
+    plugins.Monitor(cherrypy.engine, freezer.check, frequency=1, name="actor-freezer").subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()

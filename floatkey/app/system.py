@@ -58,6 +58,7 @@ from floatkey.metrics import Metrics, StateCollector
 from floatkey.rules.policy import Policy, check_policy, checked_dates, policy_from_fields
 from floatkey.rules.seats import ClientInfo
 from floatkey.storage import Storage, records
+from floatkey.storage.environment import Preload
 from floatkey.timeutil import format_time, utcnow
 from floatkey.usage import query as usage_query
 
@@ -159,7 +160,10 @@ class Floatkey:
         self.stop()
 
     def _start_storage(self) -> None:
-        storage = Storage(self.settings.data_dir, self.settings.map_size)
+        # The licenses and seats are loaded as the directory opens: that load is their
+        # integrity check (one decoding of each record), before anything is written.
+        books = Preload(records.BOOK_DATABASES, records.load_books)
+        storage = Storage(self.settings.data_dir, self.settings.map_size, preload=books)
         if self.settings.metrics.enabled:
             storage.on_commit = self.metrics.commit
         self.storage = storage
@@ -211,7 +215,8 @@ class Floatkey:
 
     def _start_licenses(self) -> None:
         assert self.storage is not None
-        ref = DirectoryActor.start(self.storage, self._clock, self._holder)
+        books, self.storage.preloaded = self.storage.preloaded, None  # the directory's from now on
+        ref = DirectoryActor.start(self.storage, self._clock, self._holder, books)
         self._stops.append(_stopper(ref))
         directory = directory_proxy(ref)
         # on_start restores every license in the actor's thread: wait for it, so the server
@@ -560,6 +565,11 @@ class Floatkey:
         if self._key_actor is None:
             return {}
         return self._get(self._key_actor.verification_ages())
+
+    @property
+    def actors_started(self) -> int:
+        """License actors started by this instance so far (each on its license's first message)."""
+        return self._holder.actors_started
 
     @property
     def hardware_id(self) -> str:

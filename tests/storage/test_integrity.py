@@ -1,6 +1,7 @@
 """A damaged data directory stops the start with a message and is left as it was found."""
 
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ import lmdb
 import pytest
 
 from floatkey import Floatkey, Settings
-from floatkey.storage import Storage
+from floatkey.storage import Storage, records
+from floatkey.storage.environment import Preload
 from floatkey.storage.integrity import DamagedDataError, read_through
 
 
@@ -95,6 +97,94 @@ def test_an_undecodable_value_is_damage(tmp_path):
     assert (tmp_path / "d" / "data.mdb").read_bytes() == before
 
 
+def put_raw(directory: Path, db: bytes, key: bytes, raw: bytes) -> None:
+    """Write ``raw`` as it is, past floatkey's encoding (what a damaged disk could hold)."""
+    env = lmdb.open(str(directory), max_dbs=16)
+    with env.begin(write=True, db=env.open_db(db)) as txn:
+        txn.put(key, raw)
+    env.close()
+
+
+def undecodable_seat(path: Path) -> None:
+    put_raw(path.parent, b"seats", records.seat_key(1, "user3"), b"\xc1")  # a byte msgpack never uses
+
+
+def undecodable_license(path: Path) -> None:
+    put_raw(path.parent, b"licenses", records.license_key(2), b"\xc1")
+
+
+def damaged_seat_pages(path: Path) -> None:
+    """Every leaf page of seats (the current ones and their old copies) gets a page type
+    LMDB does not know: the seats database is damaged, every other is intact."""
+    data = bytearray(path.read_bytes())
+    size = 4096
+    for start in range(2 * size, len(data), size):
+        # MDB_page: pgno, pad, flags, lower, upper; then the nodes' offsets. A node: lo, hi,
+        # flags, key size, key. Seat keys are a license id (8 bytes) and the user's name.
+        _, _, flags, lower, _ = struct.unpack_from("<QHHHH", data, start)
+        if flags != 0x02 or lower <= 16:  # P_LEAF with at least one node
+            continue
+        (node,) = struct.unpack_from("<H", data, start + 16)
+        (key_size,) = struct.unpack_from("<H", data, start + node + 6)
+        key = bytes(data[start + node + 8 : start + node + 8 + key_size])
+        if len(key) > 12 and key[8:12] == b"user":
+            struct.pack_into("<H", data, start + 10, 0)
+    path.write_bytes(bytes(data))
+
+
+#: Damage only inside the databases the server loads whole at start, which that load checks.
+LOADED_DAMAGES = {
+    "undecodable seat": (undecodable_seat, "a stored value cannot be decoded"),
+    "undecodable license": (undecodable_license, "a stored value cannot be decoded"),
+    "damaged seat pages": (damaged_seat_pages, "LMDB cannot read it through"),
+}
+
+
+def loaded_damage_copy(intact: Path, tmp_path: Path, damage: str) -> Path:
+    directory = tmp_path / "data"
+    directory.mkdir(mode=0o700)
+    path = directory / "data.mdb"
+    path.write_bytes(intact.read_bytes())
+    LOADED_DAMAGES[damage][0](path)
+    return path
+
+
+@pytest.mark.parametrize("damage", sorted(LOADED_DAMAGES))
+def test_the_load_of_licenses_and_seats_is_their_check(intact, tmp_path, damage):
+    path = loaded_damage_copy(intact, tmp_path, damage)
+    before = path.read_bytes()
+    # The read-through leaves the loaded databases to the load: it passes this file...
+    storage = Storage(path.parent, preload=Preload(records.BOOK_DATABASES, lambda storage: None))
+    try:
+        assert read_through(storage._env, path.parent, skip=records.BOOK_DATABASES) > 0
+    finally:
+        storage.close()
+    assert path.read_bytes() == before
+    # ...and the load refuses it, before anything is written, with the check's message.
+    with pytest.raises(DamagedDataError) as refused:
+        Storage(path.parent, preload=Preload(records.BOOK_DATABASES, records.load_books))
+    message = str(refused.value)
+    assert str(path) in message and LOADED_DAMAGES[damage][1] in message and "Restore" in message
+    assert path.read_bytes() == before
+    path.write_bytes(intact.read_bytes())  # the refusal let go of the directory
+    storage = Storage(path.parent, preload=Preload(records.BOOK_DATABASES, records.load_books))
+    try:
+        assert len(storage.preloaded) == 20
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("damage", sorted(LOADED_DAMAGES))
+def test_serve_on_damaged_licenses_or_seats_exits_2_with_the_restore_procedure(intact, tmp_path, damage):
+    path = loaded_damage_copy(intact, tmp_path, damage)
+    before = path.read_bytes()
+    done = serve_once(path.parent, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{path} is damaged" in done.stderr and LOADED_DAMAGES[damage][1] in done.stderr
+    assert "docs/operations.md, section Restore" in done.stderr and "Traceback" not in done.stderr
+    assert path.read_bytes() == before
+
+
 def test_a_new_directory_and_an_intact_one_open(intact, tmp_path):
     Storage(tmp_path / "new").close()
     storage = Storage(intact.parent)
@@ -108,19 +198,24 @@ def test_a_new_directory_and_an_intact_one_open(intact, tmp_path):
 def test_serve_on_a_damaged_data_directory_exits_2_with_the_restore_procedure(intact, tmp_path, damage):
     path = damaged_copy(intact, tmp_path, damage)
     before = path.read_bytes()
-    config = tmp_path / "no-keys.yaml"
-    config.write_text("hardwareKey:\n  enabled: false\n")
-    command = [sys.executable, "-m", "floatkey", "serve", "--host", "127.0.0.1", "--port", "0"]
-    done = subprocess.run(
-        [*command, "--data-dir", str(path.parent), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = serve_once(path.parent, tmp_path)
     assert done.returncode == 2, done.stderr
     assert f"{path} is damaged" in done.stderr and "docs/operations.md, section Restore" in done.stderr
     assert "Traceback" not in done.stderr
     assert path.read_bytes() == before
+
+
+def serve_once(data_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``floatkey serve`` on ``data_dir``; a damaged directory ends it at once."""
+    config = tmp_path / "no-keys.yaml"
+    config.write_text("hardwareKey:\n  enabled: false\n")
+    command = [sys.executable, "-m", "floatkey", "serve", "--host", "127.0.0.1", "--port", "0"]
+    return subprocess.run(
+        [*command, "--data-dir", str(data_dir), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_backup_of_a_truncated_data_file_is_refused_with_the_same_message(intact, tmp_path):

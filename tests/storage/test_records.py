@@ -143,3 +143,14 @@ def test_a_load_shares_one_client_among_seats_that_say_the_same(tmp_path: Path) 
     assert first.seats["carol"].client.user_info is first.seats["alice"].client.user_info
     seat = first.seats["alice"]
     assert seat.refreshed_at is seat.registered_at
+
+
+def test_a_loaded_seat_is_the_seat_its_constructor_makes() -> None:
+    later = NOW + timedelta(minutes=5)
+    for borrowed in (None, NOW + timedelta(days=1)):
+        made = Seat("alice", ClientInfo("ws-1", "10.0.0.1", "app"), NOW, later, later, borrowed)
+        loaded = records.seat_from_record(unpack(pack(records.seat_record(made))), records.ClientCache())
+        assert loaded == made and hash(loaded) == hash(made) and repr(loaded) == repr(made)
+        assert type(loaded) is Seat
+        with pytest.raises(AttributeError):  # still frozen
+            loaded.user = "mallory"  # type: ignore[misc]
