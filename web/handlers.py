@@ -10,6 +10,7 @@ from typing import Any
 
 from floatkey import inputs
 from floatkey.app.system import Floatkey
+from floatkey.console import assets
 from floatkey.errors import FloatkeyError
 from floatkey.usage import query as usage_query
 from floatkey.web import fields as f
@@ -81,7 +82,11 @@ def feature_release_all(fk: Floatkey, _: Fields, __: Fields) -> Any:
 
 
 def front_page(fk: Floatkey, _: Fields, __: Fields) -> Any:
-    return pages.index(fk)
+    return assets.asset(assets.INDEX)
+
+
+def console_file(fk: Floatkey, _: Fields, path: Fields) -> Any:
+    return assets.asset(path["name"])
 
 
 def health(fk: Floatkey, _: Fields, __: Fields) -> Any:
