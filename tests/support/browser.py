@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -63,9 +64,21 @@ class Browser:
 
     def wait(self, condition: Callable[[Any], Any], timeout: float = 10.0, what: str = "") -> Any:
         """Wait for ``condition(driver)`` to be true; fail with ``what`` after ``timeout``."""
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
-            condition, message=f"timed out after {timeout}s waiting for {what}"
-        )
+        return WebDriverWait(
+            self.driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+        ).until(condition, message=f"timed out after {timeout}s waiting for {what}")
+
+    def click(self, css: str, timeout: float = 10.0) -> None:
+        """Click the visible element ``css``, found again if the page redrew it meanwhile."""
+
+        def clicked(d: Any) -> bool:
+            element = _visible(d, css)
+            if not element:
+                return False
+            element.click()
+            return True
+
+        self.wait(clicked, timeout, f"{css} to click")
 
     def find(self, css: str, timeout: float = 10.0) -> WebElement:
         return self.wait(lambda d: _visible(d, css), timeout, f"{css} to show")
@@ -88,7 +101,7 @@ class Browser:
 
     def go(self, page: str) -> None:
         """Follow the nav link to ``page`` and wait for the page's first refresh."""
-        self.find(f'#nav a[data-page="{page}"]').click()
+        self.click(f'#nav a[data-page="{page}"]')
         self.wait(
             lambda d: d.execute_script(
                 "return location.hash === arguments[0] && !!document.getElementById('main').dataset.updated",

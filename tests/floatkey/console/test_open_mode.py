@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from tests.support.server import ServerProcess
 
@@ -26,3 +27,63 @@ def test_the_console_loads_under_its_csp_without_a_violation(page, srv):
     assert page.text("[data-fact='License source']") == "local"
     errors = [e for e in page.log() if e["level"] in ("SEVERE", "WARNING")]
     assert errors == []
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def seat_rows(page) -> list[str]:
+    return [row.text for row in page.driver.find_elements(By.CSS_SELECTOR, "#seats tbody tr")]
+
+
+def test_a_seat_taken_over_the_api_appears_live_and_hostile_names_stay_text(page, srv):
+    srv.add_license(product="cad", floating_users=3)
+    page.go("seats")
+    answer = srv.post(
+        "/api/v4/register",
+        {
+            "product": "cad",
+            "user": HOSTILE,
+            "os_hostname": "<b>host</b>",
+            "user_info": "<script>x()</script>",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    cell = page.wait(
+        lambda d: [c for c in d.find_elements(By.CSS_SELECTOR, "#seats td") if c.text == HOSTILE],
+        2.5,
+        "the seat to appear within 2 seconds",
+    )[0]
+    row = cell.find_element(By.XPATH, "..").text
+    assert "<b>host</b>" in row and "<script>x()</script>" in row
+    assert page.driver.find_elements(By.CSS_SELECTOR, "#main img, #main b, #main script") == []
+    assert page.driver.execute_script("return document.querySelectorAll('img').length") == 0
+    # An alert() would have opened a dialog: the driver would refuse to run anything else.
+    assert page.driver.execute_script("return 1 + 1") == 2
+
+
+def test_force_release_asks_first_and_the_api_agrees(page, srv):
+    srv.post("/api/v4/register", {"product": "cad", "user": "bob", "os_hostname": "bob-pc"})
+    page.go("seats")
+    page.click('button[data-release$="/bob"]', 3)
+    dialog = page.find("dialog[open]")
+    assert "bob" in dialog.text
+    page.click("dialog[open] button.secondary")  # Cancel: nothing happens
+    page.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the dialog to close")
+    assert any(r["user"] == "bob" for r in srv.get("/api/v4/registrations").json()["registrations"])
+    page.click('button[data-release$="/bob"]')
+    page.click("dialog[open] button.danger")
+    page.wait(lambda d: not [r for r in seat_rows(page) if "bob-pc" in r], 3, "the seat to leave the table")
+    assert page.text("#seat-status") == "Seat of bob released."
+    assert not any(r["user"] == "bob" for r in srv.get("/api/v4/registrations").json()["registrations"])
+
+
+def test_a_seat_freed_elsewhere_leaves_the_overview_live(page, srv):
+    page.go("overview")
+    card = "[data-license] .bar-value"
+    before = page.wait_text(card, lambda t: t.endswith("/ 3"), what="the seat count")
+    srv.post("/api/v4/register", {"product": "cad", "user": "carol"})
+    used = int(before.split(" / ")[0])
+    page.wait_text(card, lambda t: t == f"{used + 1} / 3", 2.5, "the new seat within 2 seconds")
+    srv.post("/api/v4/unregister", {"product": "cad", "user": "carol"})
+    page.wait_text(card, lambda t: t == f"{used} / 3", 2.5, "the freed seat within 2 seconds")
