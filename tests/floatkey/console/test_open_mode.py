@@ -87,3 +87,45 @@ def test_a_seat_freed_elsewhere_leaves_the_overview_live(page, srv):
     page.wait_text(card, lambda t: t == f"{used + 1} / 3", 2.5, "the new seat within 2 seconds")
     srv.post("/api/v4/unregister", {"product": "cad", "user": "carol"})
     page.wait_text(card, lambda t: t == f"{used} / 3", 2.5, "the freed seat within 2 seconds")
+
+
+def test_add_a_local_license_see_its_details_and_remove_it_with_a_confirmation(page, srv):
+    page.go("licenses")
+    assert page.driver.find_elements(By.CSS_SELECTOR, "#import-license") == []  # local source
+    page.find("#lic-product").send_keys("paint")
+    page.find("#lic-name").send_keys("Paint Pro")
+    seats = page.find("#lic-seats")
+    seats.clear()
+    seats.send_keys("7")
+    page.click("#add-license button[type=submit]")
+    status = page.wait_text(
+        "#license-status", lambda t: t.startswith("License paint #"), what="the license added"
+    )
+    license_id = int(status.split("#")[1].split()[0])
+    [lic] = srv.get("/api/v4/license?product=paint").json()
+    assert (lic["id"], lic["floating_users"], lic["product_details"]["product_name"]) == (
+        license_id,
+        7,
+        "Paint Pro",
+    )
+    page.click(f'details[data-license="{license_id}"] summary', 3)
+    facts = page.wait_text(f'details[data-license="{license_id}"] dl', lambda t: "floating users" in t)
+    assert "7" in facts and "not bound to a key" in facts
+    page.click(f'button[data-remove="{license_id}"]')
+    page.click("dialog[open] button.danger")
+    page.wait_text("#license-status", lambda t: t == f"License #{license_id} removed.", what="the removal")
+    assert [x for x in srv.get("/api/v4/license").json() if x["id"] == license_id] == []
+    page.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, f'details[data-license="{license_id}"]'), 3)
+
+
+def test_a_refused_license_says_why_and_changes_nothing(page, srv):
+    page.go("licenses")
+    before = srv.get("/api/v4/license").json()
+    page.find("#lic-product").send_keys("big")
+    seats = page.find("#lic-seats")
+    seats.clear()
+    seats.send_keys("999999999")  # more than a license may have
+    page.click("#add-license button[type=submit]")
+    message = page.wait_text("#license-status", lambda t: "floating_users" in t, what="the refusal")
+    assert "added" not in message
+    assert srv.get("/api/v4/license").json() == before
