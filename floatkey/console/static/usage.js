@@ -54,7 +54,7 @@ export function render(main) {
     exportButton.dataset.query = query(params);
     const b = points.buckets;
     clear(charts).append(
-      chart('Seats in use', [
+      el('div', { class: 'charts' }, chart('Seats in use', [
         { name: 'seats in use', class: 's-seats', kind: 'line', points: b.map((p) => ({ time: p.time, value: p.seats_in_use })) },
         { name: 'peak', class: 's-peak', kind: 'line', points: b.map((p) => ({ time: p.time, value: p.peak })) },
       ]),
@@ -63,7 +63,7 @@ export function render(main) {
       ]),
       chart('Consumptions', [
         { name: 'consumptions', class: 's-consumptions', kind: 'bar', points: b.map((p) => ({ time: p.time, value: p.consumptions })) },
-      ]),
+      ])),
       el('h2', {}, 'Per day'),
       table(
         'Peak and denials per day',

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +132,57 @@ def test_a_refused_license_says_why_and_changes_nothing(page, srv):
     message = page.wait_text("#license-status", lambda t: "floating_users" in t, what="the refusal")
     assert "added" not in message
     assert srv.get("/api/v4/license").json() == before
+
+
+def drawn(page, series: str) -> list[tuple[str, int]]:
+    return [
+        (p.get_attribute("data-time"), int(p.get_attribute("data-value")))
+        for p in page.driver.find_elements(By.CSS_SELECTOR, f'svg g[data-series="{series}"] .point')
+    ]
+
+
+def test_the_usage_charts_draw_the_recorded_history_and_the_csv_is_the_apis(page, srv):
+    lic = srv.add_license(product="meter", floating_users=1, max_consumptions=50)
+    assert srv.post("/api/v4/register", {"product": "meter", "user": "a"}).status_code == 200
+    for user in ("b", "c"):
+        refused = srv.post("/api/v4/register", {"product": "meter", "user": user})
+        assert refused.json()["code"] == "floating_not_available"
+    assert srv.post("/api/v4/add_consumption", {"product": "meter", "consumptions": 6}).status_code == 200
+    page.go("usage")
+    page.find(f'#usage-license option[value="{lic["id"]}"]')
+    Select(page.find("#usage-license")).select_by_value(str(lic["id"]))
+    query = page.wait(
+        lambda d: (
+            (q := d.find_element(By.ID, "usage-export").get_attribute("data-query"))
+            and f"license_id={lic['id']}&" in q
+            and q
+        ),
+        what="the chart of the chosen license",
+    )
+    params = dict(parse_qsl(query))
+    api = srv.get("/api/v4/usage", params=params).json()
+    seats = [(b["time"], b["seats_in_use"]) for b in api["buckets"]]
+    assert drawn(page, "seats in use") == seats
+    assert drawn(page, "peak") == [(b["time"], b["peak"]) for b in api["buckets"]]
+    assert max(v for _, v in seats) == 1
+    assert drawn(page, "consumptions") == [(b["time"], b["consumptions"]) for b in api["buckets"]]
+    days = srv.get(
+        "/api/v4/usage",
+        params={
+            "license_id": lic["id"],
+            "from": drawn(page, "denials")[0][0],
+            "to": params["to"],
+            "step": "day",
+        },
+    ).json()
+    assert drawn(page, "denials") == [(b["time"], sum(b["denials"].values())) for b in days["buckets"]]
+    assert sum(v for _, v in drawn(page, "denials")) == 2
+    page.screenshot("usage")
+
+    page.click("#usage-export")
+    exported = page.downloads / f"usage-{lic['id']}-day.csv"
+    wait_until(lambda: exported.exists() and exported.stat().st_size > 0, 10, what="the CSV download")
+    expected = srv.get("/api/v4/usage.csv", params=params)
+    assert expected.status_code == 200
+    assert exported.read_bytes() == expected.content
+    assert "denied_floating_not_available" in expected.text.splitlines()[0]
