@@ -11,7 +11,7 @@ function usageBar(label, used, allowed, unlimited) {
     'div',
     { class: 'bar' },
     el('span', { class: 'bar-label' }, label),
-    unlimited || !allowed ? null : el('meter', { min: '0', max: String(allowed), value: String(Math.min(used, allowed)), 'aria-label': `${label} ${text}` }),
+    unlimited || !allowed ? null : el('meter', { min: '0', max: String(allowed), low: String(allowed * 0.7), high: String(allowed * 0.9), optimum: '0', value: String(Math.min(used, allowed)), 'aria-label': `${label} ${text}` }),
     el('span', { class: 'bar-value' }, text),
   );
 }

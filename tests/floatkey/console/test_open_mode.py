@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.support.server import ServerProcess, wait_until
@@ -186,3 +187,120 @@ def test_the_usage_charts_draw_the_recorded_history_and_the_csv_is_the_apis(page
     assert expected.status_code == 200
     assert exported.read_bytes() == expected.content
     assert "denied_floating_not_available" in expected.text.splitlines()[0]
+
+
+PAGES = ["overview", "licenses", "seats", "key", "usage"]
+
+
+def test_each_page_fits_a_phone_without_scrolling_sideways(page, srv):
+    srv.post(
+        "/api/v4/register", {"product": "cad", "user": "a-very-long-user-name-" * 3, "os_hostname": "h" * 60}
+    )
+    page.driver.set_window_size(390, 844)
+    try:
+        width = page.driver.execute_script("return window.innerWidth")
+        assert width <= 390
+        for name in PAGES:
+            page.go(name)
+            overflow = page.driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
+            if name == "seats":
+                page.find("#seats .scroll")  # the table scrolls in its own box
+                page.screenshot("phone-seats")
+    finally:
+        page.driver.set_window_size(1280, 800)
+
+
+def active(page) -> str:
+    return str(
+        page.driver.execute_script(
+            "const a = document.activeElement; "
+            "return a.tagName + '|' + (a.dataset.page || a.dataset.release || a.id || '')"
+        )
+    )
+
+
+def test_the_nav_is_reachable_with_tab_and_a_dialog_closes_with_escape(page, srv):
+    srv.post("/api/v4/register", {"product": "cad", "user": "erin"})
+    page.open(srv.url + "/#/overview")
+    page.find("#nav a[data-page=seats]")
+    body = page.driver.find_element(By.TAG_NAME, "body")
+    seen = []
+    for _ in range(12):
+        body.send_keys(Keys.TAB) if not seen else page.driver.switch_to.active_element.send_keys(Keys.TAB)
+        seen.append(active(page))
+        if seen[-1] == "A|seats":
+            break
+    assert "A|overview" in seen and seen[-1] == "A|seats", seen
+    page.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    page.wait(lambda d: d.title.startswith("Seats"), what="the seats page by keyboard")
+    button = page.find('button[data-release$="/erin"]', 3)
+    page.driver.execute_script("arguments[0].focus()", button)
+    page.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    page.find("dialog[open]")
+    assert active(page) == "BUTTON|"  # focus moved into the dialog (its Cancel button)
+    page.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    page.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog[open]"), 2, "Escape to close the dialog")
+    assert active(page).endswith("/erin")  # back where it was
+    assert any(r["user"] == "erin" for r in srv.get("/api/v4/registrations").json()["registrations"])
+    outline = page.driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # focus is visible
+
+
+CONTRAST_SCRIPT = """
+function rgba(text) { const m = text.match(/[\\d.]+/g).map(Number); return m.length === 3 ? [...m, 1] : m; }
+function background(el) {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgba(getComputedStyle(e).backgroundColor);
+    if (c[3] > 0) return c;
+  }
+  return [255, 255, 255, 1];
+}
+return [...document.querySelectorAll(arguments[0])].filter((e) => e.offsetParent && e.textContent.trim())
+  .map((e) => [e.tagName + '.' + e.className, rgba(getComputedStyle(e).color), background(e)]);
+"""
+
+
+def luminance(rgb) -> float:
+    def channel(c: float) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg, bg) -> float:
+    high, low = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_text_contrast_passes_wcag_aa(page, srv):
+    checked = 0
+    for name in ["overview", "seats", "licenses", "usage"]:
+        page.go(name)
+        found = page.driver.execute_script(
+            CONTRAST_SCRIPT,
+            "h1, h2, h3, p, dt, dd, td, th, label, button, #nav a, .who span, .bar-value, .bar-label, "
+            "summary, .axis, figcaption, .legend li, .empty, small",
+        )
+        for what, fg, bg in found:
+            assert fg[3] == 1, what
+            ratio = contrast(fg, bg)
+            assert ratio >= 4.5, f"{name}: {what} {fg} on {bg}: {ratio:.2f}"
+            checked += 1
+    assert checked > 40
+
+
+def test_screenshots_of_the_pages(page, srv):
+    page.go("overview")
+    page.wait_text("[data-license] .bar-value", bool)
+    page.screenshot("overview")
+    page.go("seats")
+    page.find("#seats tbody tr")
+    page.screenshot("seats")
+    page.go("licenses")
+    page.click("details[data-license] summary")
+    page.screenshot("licenses")
