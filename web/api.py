@@ -292,6 +292,33 @@ HARDWARE_KEY: dict[str, Any] = {
     },
 }
 
+DOCTOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["pcsc", "readers", "pcscd_clients"],
+    "properties": {
+        "pcsc": {"type": "string", "enum": ["running", "unavailable"]},
+        "pcsc_detail": {"type": "string"},
+        "readers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "card_present": {"type": "boolean"},
+                    "atr": {"type": "string", "nullable": True},
+                    "ignored": {"type": "boolean", "description": "listed in hardwareKey.ignoreReaders"},
+                },
+            },
+        },
+        "pcscd_clients": {
+            "type": "array",
+            "nullable": True,
+            "items": {"type": "string"},
+            "description": "processes connected to pcscd, 'pid N (name)'; null where unknown",
+        },
+    },
+}
+
 USAGE_POINT: dict[str, Any] = {
     "type": "object",
     "required": ["seats_in_use", "peak", "consumptions", "denials"],
@@ -739,6 +766,17 @@ def admin_routes() -> list[Route]:
             "The hardware-key subsystem",
             None,
             HARDWARE_KEY,
+            tags=tags,
+            head=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/hardware_key/doctor",
+            h.hardware_doctor,
+            ADMIN,
+            "What floatkey doctor finds without touching a card: PC/SC, readers, who holds pcscd",
+            None,
+            DOCTOR,
             tags=tags,
             head=True,
         ),

@@ -12,6 +12,7 @@ from floatkey import inputs
 from floatkey.app.system import Floatkey
 from floatkey.console import assets
 from floatkey.errors import FloatkeyError
+from floatkey.hardware import doctor
 from floatkey.usage import query as usage_query
 from floatkey.web import fields as f
 from floatkey.web import pages
@@ -153,6 +154,10 @@ def usage_csv(fk: Floatkey, query: Fields, path: Fields) -> Any:
 
 def hardware_key(fk: Floatkey, _: Fields, __: Fields) -> Any:
     return fk.hardware_key_status()
+
+
+def hardware_doctor(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    return doctor.findings(fk.settings.hardware_key.ignore_readers)
 
 
 def _path_id(path: Fields) -> int:

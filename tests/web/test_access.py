@@ -34,6 +34,7 @@ UNAUTHORIZED = {"message": "Unauthorized: Please log in", "status": 401, "code":
 EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/console/{name}"): PUBLIC,
+    ("GET", "/api/v4/hardware_key/doctor"): ADMIN,
     ("GET", "/auth"): PUBLIC,
     ("GET", "/api/v4/health"): PUBLIC,
     # Probes (Kubernetes, load balancers) carry no token.

@@ -42,6 +42,7 @@ READ_ONLY_GETS = {
     "/api/v4/license",
     "/api/v4/registrations",
     "/api/v4/hardware_key",
+    "/api/v4/hardware_key/doctor",
     "/api/v4/usage",
     "/api/v4/usage.csv",
     "/api/v4/users",

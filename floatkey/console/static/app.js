@@ -71,12 +71,24 @@ async function tick() {
     const [health, licenseList] = await Promise.all([api.get('/api/v4/health'), api.get('/api/v4/license')]);
     const state = { health, licenses: licenseList };
     showAlerts(alerts(state));
-    if (current === shown) await shown.view.update(state);
+    if (current === shown) await updatePage(shown, state);
     main.dataset.updated = String(Date.now());
   } catch (error) {
     if (error.status !== 401) showAlerts([`The server does not answer: ${error.message}`]);
   } finally {
     busy = false;
+  }
+}
+
+/** A page's refresh; a 403 (a role or a network the server does not let see it) is said on the page. */
+async function updatePage(shown, state) {
+  const note = main.querySelector('.refused');
+  try {
+    await shown.view.update(state);
+    note?.remove();
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    if (!note) main.append(el('p', { class: 'status refused', role: 'status' }, `The server refuses this page to you: ${error.message}`));
   }
 }
 

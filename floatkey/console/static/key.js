@@ -7,10 +7,42 @@ export const path = 'key';
 export const title = 'Hardware key';
 export const admin = true;
 
+/** What floatkey doctor finds (PC/SC, readers, who is connected to pcscd), on demand. */
+function doctorSection() {
+  const box = el('div', { id: 'doctor' });
+  const status = el('p', { class: 'status', role: 'status' });
+  async function check() {
+    status.textContent = 'Checking…';
+    try {
+      const found = await api.get('/api/v4/hardware_key/doctor');
+      status.textContent = '';
+      const clients = found.pcscd_clients;
+      clear(box).append(
+        el('p', { id: 'doctor-pcsc' }, found.pcsc === 'running' ? 'PC/SC service: running.' : found.pcsc_detail),
+        table('Readers', [
+          { title: 'Reader', value: (r) => r.name + (r.ignored ? ' (ignored by hardwareKey.ignoreReaders)' : '') },
+          { title: 'Card', value: (r) => (r.card_present ? 'present' : 'none') },
+          { title: 'ATR', value: (r) => r.atr ?? '' },
+        ], found.readers, 'No reader: is the key plugged in?'),
+        el('h3', {}, 'Processes connected to pcscd'),
+        clients === null
+          ? el('p', { class: 'empty' }, 'Unknown here (Linux with ss from iproute2 lists them).')
+          : el('ul', { id: 'doctor-clients' }, clients.map((c) => el('li', {}, c))),
+      );
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  }
+  check();
+  return el('section', { class: 'card' }, el('h2', {}, 'What floatkey doctor finds'),
+    el('p', {}, 'Read from pcscd without touching a card; a process holding the reader is among those connected.'),
+    el('button', { type: 'button', class: 'secondary', id: 'doctor-again', onclick: check }, 'Check again'), status, box);
+}
+
 export function render(main) {
   const summary = el('p', { id: 'key-summary', class: 'lead' });
   const box = el('div', { id: 'keys' });
-  main.append(summary, box);
+  main.append(summary, box, doctorSection());
   let last = '';
   return {
     async update() {

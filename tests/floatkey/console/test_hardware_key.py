@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from tests.support.pcsc import READERS
 from tests.support.server import wait_until
 
 KEY = 10012001
@@ -38,6 +39,17 @@ def test_a_pulled_key_shows_within_two_seconds_and_recovers(
     browser.open(server.url + "/#/key")
     browser.wait_text("#keys tbody", lambda t: str(KEY) in t and "valid" in t, what="the key's row")
     assert alert_shown(browser) == ""
+    # The doctor's findings: the readers from pcscd, and the server among pcscd's clients.
+    found = server.get("/api/v4/hardware_key/doctor").json()
+    assert found["pcsc"] == "running"
+    assert {r["name"]: r["card_present"] for r in found["readers"]} == {READERS[0]: True, READERS[1]: False}
+    assert f"pid {server.proc.pid} (python" in " ".join(found["pcscd_clients"])
+    browser.wait_text(
+        "#doctor table", lambda t: READERS[0] in t and "present" in t, what="the doctor's readers"
+    )
+    browser.wait_text(
+        "#doctor-clients", lambda t: f"pid {server.proc.pid} " in t, what="the server as a client"
+    )
     browser.screenshot("hardware-key")
 
     virtual_keys.pull(PORT)
