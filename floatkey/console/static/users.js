@@ -1,7 +1,7 @@
 // Users (authentication mode): add, change role, reset password, delete.
 
 import { api, session } from './api.js';
-import { confirmDialog } from './dialog.js';
+import { askDialog, confirmDialog } from './dialog.js';
 import { clear, el, field, table, when } from './dom.js';
 
 export const path = 'users';
@@ -49,8 +49,9 @@ export function render(main) {
     const reset = el('button', {
       type: 'button',
       class: 'secondary small',
-      onclick: () => {
-        const fresh = window.prompt(`New password for ${u.username} (at least 12 characters)`);
+      'data-reset': u.username,
+      onclick: async () => {
+        const fresh = await askDialog(`Reset the password of ${u.username}`, 'New password', { type: 'password', hint: 'At least 12 characters; their tokens stop working.', action: 'Reset password' });
         if (fresh) act(() => api.post(`/api/v4/users/${name}/password`, { password: fresh }), `Password of ${u.username} reset.`);
       },
     }, 'Reset password');

@@ -7,6 +7,7 @@ import json
 import pytest
 import requests
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.support.server import ServerProcess
@@ -79,6 +80,13 @@ def test_the_admin_adds_a_user_changes_the_role_and_deletes_them(browser, srv):
     browser.wait_text("#user-status", lambda t: t == "dave is now admin.", what="the role change")
     assert roles(srv)["dave"] == "admin"
     browser.screenshot("users")
+    browser.click('button[data-reset="dave"]')
+    browser.find("dialog[open] #dialog-input").send_keys("dave-second-password", Keys.ENTER)
+    browser.wait_text("#user-status", lambda t: t == "Password of dave reset.", what="the reset")
+    assert (
+        requests.get(srv.url + "/auth", auth=("dave", "dave-second-password"), timeout=10).status_code == 200
+    )
+    assert "dave-second-password" not in srv.log
     browser.click("#users tr:has(#role-dave) button.danger")
     browser.click("dialog[open] button.danger")
     browser.wait_text("#user-status", lambda t: t == "User dave deleted.", what="the deletion")

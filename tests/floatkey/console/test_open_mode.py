@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 import pytest
@@ -187,6 +188,52 @@ def test_the_usage_charts_draw_the_recorded_history_and_the_csv_is_the_apis(page
     assert expected.status_code == 200
     assert exported.read_bytes() == expected.content
     assert "denied_floating_not_available" in expected.text.splitlines()[0]
+
+
+def test_seats_filter_and_sort(page, srv):
+    srv.add_license(product="sorted", floating_users=5)
+    for user, host in [("zed", "aa-host"), ("amy", "zz-host"), ("kim", "mm-host")]:
+        assert srv.post("/api/v4/register", {"product": "sorted", "user": user, "os_hostname": host}).ok
+    page.go("seats")
+    page.find('button[data-release$="/kim"]')
+    page.find("#seat-filter").send_keys("sorted")
+    users = lambda: [r.split(" ")[2] for r in seat_rows(page)]  # noqa: E731 "sorted #N user ..."
+    page.wait(
+        lambda _: users() == ["zed", "amy", "kim"] or users() == ["amy", "kim", "zed"], what="the filter"
+    )
+    Select(page.find("#seat-sort")).select_by_value("user")
+    page.wait(lambda _: users() == ["amy", "kim", "zed"], what="sorted by user")
+    Select(page.find("#seat-sort")).select_by_value("os_hostname")
+    page.wait(lambda _: users() == ["zed", "kim", "amy"], what="sorted by host")
+    page.find("#seat-filter").send_keys("-host zz")
+    page.wait(lambda _: seat_rows(page) == [], what="no seat to match")
+    assert page.text("#seats") == "No seat matches the filter."
+    filter_box = page.find("#seat-filter")
+    filter_box.clear()
+    filter_box.send_keys("mm-HOST")
+    page.wait(lambda _: users() == ["kim"], what="a case-blind filter on the host")
+    filter_box.clear()
+
+
+def test_the_range_picker_asks_for_the_range(page, srv):
+    page.go("usage")
+    page.find("#usage-export[data-query]")
+    for choice, step, days in [("week", "3600", 7), ("month", "21600", 30), ("year", "86400", 365)]:
+        Select(page.find("#usage-range")).select_by_value(choice)
+        query = page.wait(
+            lambda d, step=step: (
+                (q := d.find_element(By.ID, "usage-export").get_attribute("data-query"))
+                and f"step={step}" in q
+                and q
+            ),
+            what=f"the {choice} range",
+        )
+        params = dict(parse_qsl(query))
+        span = datetime.fromisoformat(params["to"]) - datetime.fromisoformat(params["from"])
+        assert span == timedelta(days=days)
+        api = srv.get("/api/v4/usage", params=params).json()
+        assert len(drawn(page, "seats in use")) == len(api["buckets"])
+    Select(page.find("#usage-range")).select_by_value("day")
 
 
 PAGES = ["overview", "licenses", "seats", "key", "usage"]
