@@ -52,6 +52,7 @@ def test_first_login_changes_the_initial_password_then_the_admin_sees_everything
     assert nav_pages(browser) == []
     log_in(browser, "admin", "wrong-password-here")
     browser.wait_text("#login .status", lambda t: "Wrong username or password" in t, what="the refusal")
+    browser.screenshot("login")
     browser.driver.refresh()
     log_in(browser, "admin", FIRST)
     browser.find("#change-password")
