@@ -23,6 +23,7 @@ setup(
         "floatkey.metrics",
         "floatkey.licensing",
         "floatkey.usage",
+        "floatkey.console",
         "floatkey.actors",
         "floatkey.web",
         "floatkey.storage",
@@ -33,7 +34,8 @@ setup(
         "floatkey.web": "web",
         "floatkey.storage": "storage",
     },
-    package_data={"floatkey": ["py.typed"]},
+    # The console's HTML, scripts and styles are served from the installed package.
+    package_data={"floatkey": ["py.typed"], "floatkey.console": ["static/*"]},
     install_requires=[
         # pykka 4 brings typed proxies and the ActorRegistry listener lookups we use.
         "pykka>=4.0,<5",
@@ -75,6 +77,8 @@ setup(
             # Yubico's ykman (and yubikit), driven against the virtual key by
             # tests/floatkey/hardware/test_virtual_key_provisioning.py.
             "yubikey-manager>=5.4,<6",
+            # Drives Debian's chromium through chromedriver in tests/floatkey/console/.
+            "selenium>=4.20,<5",
         ],
     },
     entry_points={"console_scripts": ["floatkey = floatkey.app.cli:main"]},

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.server", "tests.support.pcsc"]
+pytest_plugins = ["tests.support.server", "tests.support.pcsc", "tests.support.browser"]

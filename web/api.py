@@ -243,6 +243,11 @@ HEALTH: dict[str, Any] = {
         "status": {"type": "string"},
         "version": {"type": "string"},
         "hardware_id": {"type": "string"},
+        "license_source": {
+            "type": "string",
+            "enum": ["local", "vendor"],
+            "description": "local: licenses are added from a policy; vendor: only from license files",
+        },
         "hardware_key": {"type": "object"},
         "storage": {
             "type": "object",
@@ -283,6 +288,33 @@ HARDWARE_KEY: dict[str, Any] = {
                     "since": TIME,
                 },
             },
+        },
+    },
+}
+
+DOCTOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["pcsc", "readers", "pcscd_clients"],
+    "properties": {
+        "pcsc": {"type": "string", "enum": ["running", "unavailable"]},
+        "pcsc_detail": {"type": "string"},
+        "readers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "card_present": {"type": "boolean"},
+                    "atr": {"type": "string", "nullable": True},
+                    "ignored": {"type": "boolean", "description": "listed in hardwareKey.ignoreReaders"},
+                },
+            },
+        },
+        "pcscd_clients": {
+            "type": "array",
+            "nullable": True,
+            "items": {"type": "string"},
+            "description": "processes connected to pcscd, 'pid N (name)'; null where unknown",
         },
     },
 }
@@ -387,9 +419,20 @@ def client_routes() -> list[Route]:
             "/",
             h.front_page,
             PUBLIC,
-            "The front page for people (200: the server is up)",
+            "The administrator's console (200: the server is up; docs/console.md)",
             None,
             HTML,
+            tags=("docs",),
+            head=True,
+        ),
+        Route(
+            "GET",
+            "/console/{name}",
+            h.console_file,
+            PUBLIC,
+            "A static file of the console (no-cache with an ETag)",
+            {"type": "object", "properties": {"name": {"type": "string", "minLength": 1}}},
+            TEXT,
             tags=("docs",),
             head=True,
         ),
@@ -758,6 +801,17 @@ def admin_routes() -> list[Route]:
             "The hardware-key subsystem",
             None,
             HARDWARE_KEY,
+            tags=tags,
+            head=True,
+        ),
+        Route(
+            "GET",
+            f"{V4}/hardware_key/doctor",
+            h.hardware_doctor,
+            ADMIN,
+            "What floatkey doctor finds without touching a card: PC/SC, readers, who holds pcscd",
+            None,
+            DOCTOR,
             tags=tags,
             head=True,
         ),

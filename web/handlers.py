@@ -10,7 +10,9 @@ from typing import Any
 
 from floatkey import inputs
 from floatkey.app.system import Floatkey
+from floatkey.console import assets
 from floatkey.errors import FloatkeyError
+from floatkey.hardware import doctor
 from floatkey.usage import query as usage_query
 from floatkey.web import fields as f
 from floatkey.web import pages
@@ -81,7 +83,11 @@ def feature_release_all(fk: Floatkey, _: Fields, __: Fields) -> Any:
 
 
 def front_page(fk: Floatkey, _: Fields, __: Fields) -> Any:
-    return pages.index(fk)
+    return assets.asset(assets.INDEX)
+
+
+def console_file(fk: Floatkey, _: Fields, path: Fields) -> Any:
+    return assets.asset(path["name"])
 
 
 def health(fk: Floatkey, _: Fields, __: Fields) -> Any:
@@ -154,6 +160,10 @@ def usage_csv(fk: Floatkey, query: Fields, path: Fields) -> Any:
 
 def hardware_key(fk: Floatkey, _: Fields, __: Fields) -> Any:
     return fk.hardware_key_status()
+
+
+def hardware_doctor(fk: Floatkey, _: Fields, __: Fields) -> Any:
+    return doctor.findings(fk.settings.hardware_key.ignore_readers)
 
 
 def _path_id(path: Fields) -> int:

@@ -1,4 +1,4 @@
-"""Pages for people: the front page and the API reference."""
+"""Pages for people: the API reference (the console is floatkey/console)."""
 
 from __future__ import annotations
 
@@ -15,21 +15,6 @@ class Html(str):
 
 class Csv(str):
     """A handler answer rendered as text/csv."""
-
-
-def index(fk: Any) -> str:
-    health = fk.health()
-    return Html(f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>floatkey</title></head>
-<body>
-<h1>floatkey {html.escape(__version__)}</h1>
-<p>Floating license server. Hardware ID: <code>{html.escape(str(health["hardware_id"]))}</code></p>
-<ul>
-<li><a href="/api/v4/docs">API reference</a> (<a href="/api/v4/openapi.json">OpenAPI document</a>)</li>
-<li><a href="/api/v4/health">Health</a></li>
-</ul>
-</body></html>
-""")
 
 
 def docs(document: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from floatkey import __version__, inputs
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.auth import client_address
+from floatkey.console import assets
 from floatkey.errors import FloatkeyError, StorageError, not_stored
 from floatkey.web import pages, request_log
 from floatkey.web.routes import Route, RouteTable, path_params
@@ -192,6 +193,8 @@ def too_large(limit: int) -> FloatkeyError:
 
 def render(result: Any) -> bytes:
     response = cherrypy.serving.response
+    if isinstance(result, assets.Asset):
+        return assets.answer(result, cherrypy.serving.request, response)
     if isinstance(result, pages.Html):
         response.headers["Content-Type"] = "text/html;charset=utf-8"
         return result.encode()

@@ -505,6 +505,8 @@ class Floatkey:
             "status": "ok",
             "version": __version__,
             "hardware_id": self.hardware_id,
+            # Which way licenses are added (docs/licensing.md): the console offers that one.
+            "license_source": "vendor" if self.settings.vendor_licenses_only else "local",
             "hardware_key": self.hardware_key_status(),
             "clock": self._clock_guard.status(self._clock()) if self._clock_guard else None,
             "storage": {

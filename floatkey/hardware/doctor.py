@@ -20,6 +20,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -106,14 +107,52 @@ def describe_process(pid: int, proc: Path = Path("/proc")) -> str:
     return f"pid {pid} ({name}): {cmdline}"
 
 
-def pcscd_clients(socket_path: str = PCSCD_SOCKET) -> list[str] | None:
+def process_name(pid: int, proc: Path = Path("/proc")) -> str:
+    """``pid 123 (name)``: without the command line, which may hold another program's secret."""
+    try:
+        name = (proc / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return f"pid {pid} (gone)"
+    return f"pid {pid} ({name})"
+
+
+def pcscd_clients(
+    socket_path: str = PCSCD_SOCKET, describe: Callable[[int], str] = describe_process
+) -> list[str] | None:
     """Processes connected to pcscd (Linux), or None when ``ss`` is not available."""
     try:
         text = subprocess.run(["ss", "-xp"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     owners = socket_owners(set(parse_ss_peers(text, socket_path)))
-    return [describe_process(pid) for pid in sorted(owners)]
+    return [describe(pid) for pid in sorted(owners)]
+
+
+def findings(ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What ``floatkey doctor`` finds without touching a card, for the server's admin route.
+
+    The PC/SC service, every reader with its card's presence and ATR (read from pcscd's
+    reader states: no card is connected, so the server's own exclusive links and key checks
+    are undisturbed), and the processes connected to pcscd by pid and name. Which key is
+    valid, and why not, is the server's own ``GET /api/v4/hardware_key``.
+    """
+    lines: list[str] = []
+    readers = _readers(lines.append)
+    clients = pcscd_clients(describe=process_name) if platform.system() == "Linux" else None
+    return {
+        "pcsc": "running" if readers is not None else "unavailable",
+        "pcsc_detail": lines[0] if lines else "",
+        "readers": [
+            {
+                "name": name,
+                "card_present": present,
+                "atr": atr.hex(" ").upper() if present and atr else None,
+                "ignored": any(i in name for i in ignore),
+            }
+            for name, present, atr in readers or []
+        ],
+        "pcscd_clients": clients,
+    }
 
 
 def _connect_bounded(reader: str, timeout: float) -> tuple[CardLink | None, str | None]:

@@ -33,6 +33,8 @@ UNAUTHORIZED = {"message": "Unauthorized: Please log in", "status": 401, "code":
 #: What the issue says each route needs (point 1 and 3). A route missing here fails the test.
 EXPECTED_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/"): PUBLIC,
+    ("GET", "/console/{name}"): PUBLIC,
+    ("GET", "/api/v4/hardware_key/doctor"): ADMIN,
     ("GET", "/auth"): PUBLIC,
     ("GET", "/api/v4/health"): PUBLIC,
     # Probes (Kubernetes, load balancers) carry no token.
@@ -169,9 +171,9 @@ def test_the_served_table_is_the_tested_one(auth_server: ServerProcess) -> None:
 def test_every_route_enforces_its_role(auth_server: ServerProcess) -> None:
     tokens = {"user": token_of(auth_server, "alice"), "admin": token_of(auth_server, "root_admin")}
     params = {
-        None: {"license_id": "1", "user": "u", "username": "ghost"},
-        "user": {"license_id": "1", "user": "u", "username": "alice"},
-        "admin": {"license_id": "1", "user": "u", "username": "ghost"},
+        None: {"license_id": "1", "user": "u", "username": "ghost", "name": "app.js"},
+        "user": {"license_id": "1", "user": "u", "username": "alice", "name": "app.js"},
+        "admin": {"license_id": "1", "user": "u", "username": "ghost", "name": "app.js"},
     }
     routes = sorted(real_routes(), key=lambda r: r.path == "/api/v4/secret/rotate")  # rotation last
     failures = []

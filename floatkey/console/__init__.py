@@ -1,0 +1,1 @@
+"""The administrator's web console: static files served at ``/`` (docs/console.md)."""
