@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=run_serve)
 
-    lic = sub.add_parser("licenses", help="add, list and remove licenses")
+    lic = sub.add_parser("licenses", help="add, list, remove, import and report on licenses")
     lic_sub = lic.add_subparsers(metavar="ACTION")
     add = lic_sub.add_parser("add", help="add a license")
     _target_args(add)
