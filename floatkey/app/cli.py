@@ -235,13 +235,9 @@ def run_licenses_import(args: argparse.Namespace) -> int:
 
 
 def run_licenses_report(args: argparse.Namespace) -> int:
-    if args.direct:
-        with _direct(args) as fk:
-            answer = fk.usage_report(args.license_id, args.since, args.until)
-    else:
-        query = {"license_id": args.license_id, "from": args.since, "to": args.until}
-        path = "/api/v4/license/report?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
-        answer = _http(args.url, "GET", path)
+    query = {"license_id": args.license_id, "from": args.since, "to": args.until}
+    path = "/api/v4/license/report?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+    answer = _ask(args, lambda fk: fk.usage_report(args.license_id, args.since, args.until), "GET", path)
     if args.out is None:
         sys.stdout.write(answer["report"])
         return 0
