@@ -11,7 +11,9 @@ resident memory, restart time, and the register load through a full timeout wave
 pcscd and vpcd, against a plain license of the same server, alternating in one run; left
 out with a note when pcscd or pyscard is missing or another pcscd runs). ``affinity``, run
 only by name, compares cpuAffinity auto and all with logins in the mix and with a busy
-neighbour on the chosen CPU (bench/affinity.py).
+neighbour on the chosen CPU (bench/affinity.py). ``features``, run only by name, measures
+what usage history, metrics, the audit trail and the request log each cost the mix, each
+off against all on in interleaved rounds (bench/features.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from bench import machine
 from bench.affinity import affinity_scenario
+from bench.features import features_scenario
 from bench.keybound import keybound_scenario
 from bench.load import Load
 from bench.processes import ServerSettings
@@ -34,8 +37,9 @@ from bench.report import Report
 from bench.scale_run import scale_scenario
 from floatkey.app import affinity
 
-SCENARIOS = ("register", "scale", "keybound", "affinity")
-#: What a run measures unless told: the bars. ``affinity`` decides a default, run it by name.
+SCENARIOS = ("register", "scale", "keybound", "affinity", "features")
+#: What a run measures unless told: the bars. ``affinity`` decides a default and
+#: ``features`` runs five servers: run them by name.
 DEFAULT_SCENARIOS = ("register", "scale", "keybound")
 
 
@@ -142,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             scale_scenario(
                 report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license, plan.server
             )
+        if "features" in chosen:
+            features_scenario(report, workdir / "features", plan.load, plan.rounds, plan.warmup, plan.server)
         if "affinity" in chosen:
             affinity_scenario(report, workdir / "affinity", plan.load, plan.rounds, plan.warmup, plan.server)
         if "keybound" in chosen:

@@ -8,7 +8,7 @@ from typing import Any
 
 import cherrypy
 
-from floatkey.app import affinity
+from floatkey.app import affinity, bench_switches
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.metrics import exposition
@@ -64,6 +64,7 @@ def freeze_start_up_objects() -> int:
 def serve(settings: Settings, fk: Floatkey) -> None:
     """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
     affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
+    left_out = bench_switches.left_out()  # an unknown name stops here, with its message
     # Before the actors start: an unreadable scrape token stops here, with its message.
     metrics = [exposition.route(settings)] if settings.metrics.enabled else []
     fk.start()  # before the engine: a data directory error stops here, with its message
@@ -72,6 +73,10 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     config = {"/": {**auth.config()["/"], **audit.config()["/"]}}
     if settings.metrics.enabled:
         config["/"].update(exposition.tool_config(fk.metrics))
+    if left_out:
+        logger.warning("%s: %s left out, for the benchmark", bench_switches.ENV, ", ".join(sorted(left_out)))
+        config["/"]["tools.floatkey_audit_origin.on"] = bench_switches.AUDIT not in left_out
+        config["/"]["tools.floatkey_request.on"] = bench_switches.REQUEST_LOG not in left_out
     mount(fk, settings, auth.routes() + audit.routes() + metrics, config)
     cherrypy.config.update(server_config(settings))
     # After the update: the server reads its socket settings when it is built.
