@@ -11,6 +11,7 @@ import cherrypy
 from floatkey.app import affinity, bench_switches
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
+from floatkey.audit import origin as origins
 from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
@@ -75,8 +76,9 @@ def serve(settings: Settings, fk: Floatkey) -> None:
         config["/"].update(exposition.tool_config(fk.metrics))
     if left_out:
         logger.warning("%s: %s left out, for the benchmark", bench_switches.ENV, ", ".join(sorted(left_out)))
-        config["/"]["tools.floatkey_audit_origin.on"] = bench_switches.AUDIT not in left_out
         config["/"]["tools.floatkey_request.on"] = bench_switches.REQUEST_LOG not in left_out
+        if bench_switches.AUDIT in left_out:
+            origins.name_requests_with(None)
     mount(fk, settings, auth.routes() + audit.routes() + metrics, config)
     cherrypy.config.update(server_config(settings))
     # After the update: the server reads its socket settings when it is built.

@@ -18,8 +18,9 @@ from floatkey.errors import ConfigError
 ENV = "FLOATKEY_BENCH_WITHOUT"
 #: No usage history is noted (floatkey/usage): seats, consumptions and refusals per minute.
 USAGE = "usage"
-#: No request names its origin for the audit trail (web/audit.py); admin actions are then
-#: recorded as ``embedding``.
+#: Requests are not named as the origin of audit records (web/audit.py); admin actions
+#: are then recorded as ``embedding``. The origin is worked out only for a record, so on
+#: the register mix this is a control: it leaves out nothing the mix does.
 AUDIT = "audit"
 #: No request id, bound log fields or per-request DEBUG line (web/request_log.py).
 REQUEST_LOG = "requestLog"
