@@ -35,6 +35,7 @@ from bench.processes import ServerSettings
 from bench.register import register_scenario
 from bench.report import Report
 from bench.scale_run import scale_scenario
+from bench.vendor_license import LOCAL, SOURCES
 from floatkey.app import affinity
 
 SCENARIOS = ("register", "scale", "keybound", "affinity", "features")
@@ -82,6 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cpu-affinity",
         type=affinity.setting_from_text,
         help="cpuAffinity of every server: auto, all or a CPU number (default: auto)",
+    )
+    p.add_argument(
+        "--license-source",
+        choices=SOURCES,
+        default=LOCAL,
+        help="register and keybound: licenses added from a policy (local) or imported from "
+        "vendor license files the benchmark signs (vendor)",
     )
     p.add_argument("--workdir", type=Path, help="where data directories and logs go (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
@@ -141,7 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="floatkey-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         if "register" in chosen:
-            register_scenario(report, workdir / "register", plan.load, plan.rounds, plan.warmup, plan.server)
+            register_scenario(
+                report,
+                workdir / "register",
+                plan.load,
+                plan.rounds,
+                plan.warmup,
+                plan.server,
+                args.license_source,
+            )
         if "scale" in chosen:
             scale_scenario(
                 report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license, plan.server
@@ -151,7 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         if "affinity" in chosen:
             affinity_scenario(report, workdir / "affinity", plan.load, plan.rounds, plan.warmup, plan.server)
         if "keybound" in chosen:
-            keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup, plan.server)
+            keybound_scenario(
+                report,
+                workdir / "keybound",
+                plan.load,
+                plan.rounds,
+                plan.warmup,
+                plan.server,
+                args.license_source,
+            )
     report.summary()
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
