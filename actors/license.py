@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import pykka
 
+from floatkey.app import bench_switches
 from floatkey.errors import FloatkeyError, StorageError, license_removed, overloaded
 from floatkey.rules.license import Changes, LicenseBook
 from floatkey.rules.seats import ClientInfo
@@ -260,6 +261,8 @@ class LicenseActor(pykka.ThreadingActor):
         #: Every write up to this one had settled when the license last reloaded.
         self._resynced_through = 0
         self._usage = Recorder()
+        #: False only in the benchmark that measures what usage history costs.
+        self._noting = not bench_switches.without(bench_switches.USAGE)
         self._feature_codes = frozenset(f.code for f in book.policy.features)
         started = clock().timestamp()
         self._usage.seed("", len(book.seats), started)
@@ -436,6 +439,8 @@ class LicenseActor(pykka.ThreadingActor):
     def _note(self, series: str, now: float, held: int) -> ub.Bucket:
         """The open bucket of ``series``, sampled with ``held`` seats; an event of a new
         minute writes the finished one and tells the sweeper when the new one ends."""
+        if not self._noting:
+            return ub.Bucket()  # noted nowhere
         opened = self._usage.end
         bucket = self._usage.bucket(series, now, held)
         if self._usage.end != opened:
@@ -445,6 +450,8 @@ class LicenseActor(pykka.ThreadingActor):
         return bucket
 
     def _record_seats(self, changes: Changes) -> None:
+        if not self._noting:
+            return
         now = self._clock().timestamp()
         if changes.seats:
             self._note("", now, len(self._book.seats))

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import ROOT, Process, ServerSettings, floatkey_server, server_lines, terminate
-from bench.register import describe, describe_rounds, judged_ratio, measured
+from bench.register import POLICY, describe, describe_rounds, judged_ratio, measured
 from bench.report import Report
+from bench.vendor_license import LOCAL, VENDOR, config_lines, create_vendor, import_license
 from tests.support.pcsc import (
     PCSCD_SOCKET,
     card_present,
@@ -125,19 +126,26 @@ def plug_virtual_key(workdir: Path, ca_dir: Path, pin_file: Path) -> Child:
     return key
 
 
-def write_key_config(workdir: Path, settings: ServerSettings) -> tuple[Path, Path, Path]:
-    """(config, CA folder, PIN file) in ``workdir``: a fresh vendor CA and an owner-only PIN."""
+def write_key_config(
+    workdir: Path, settings: ServerSettings, license_source: str = LOCAL
+) -> tuple[Path, Path, Path]:
+    """(config, CA folder, PIN file) in ``workdir``: a fresh vendor CA and an owner-only PIN;
+    with ``license_source`` vendor, the CA's folder is a whole vendor identity, trusted."""
     from floatkey.hardware.ca import CA_CERT_FILE, create_ca
 
     ca_dir = workdir / "vendor-ca"
     create_ca(ca_dir)
+    vendor = ""
+    if license_source == VENDOR:
+        create_vendor(ca_dir)
+        vendor = config_lines(ca_dir)
     pin_file = workdir / "pin"
     pin_file.write_text(PIN + "\n", encoding="utf-8")
     pin_file.chmod(0o600)
     config = workdir / "floatkey.yaml"
     config.write_text(
         f"{server_lines(settings)}hardwareKey:\n"
-        f"  caCertificate: {ca_dir / CA_CERT_FILE}\n  pinFile: {pin_file}\n  pcscTimeout: 1.0\n",
+        f"  caCertificate: {ca_dir / CA_CERT_FILE}\n  pinFile: {pin_file}\n  pcscTimeout: 1.0\n{vendor}",
         encoding="utf-8",
     )
     return config, ca_dir, pin_file
@@ -150,7 +158,13 @@ def key_state(url: str) -> str | None:
 
 
 def keybound_scenario(
-    report: Report, workdir: Path, load: Load, rounds: int, warmup: float, settings: ServerSettings
+    report: Report,
+    workdir: Path,
+    load: Load,
+    rounds: int,
+    warmup: float,
+    settings: ServerSettings,
+    license_source: str = LOCAL,
 ) -> None:
     report.section("key-bound license vs plain license")
     report.fact("load", describe_rounds(load, rounds, warmup))
@@ -168,7 +182,7 @@ def keybound_scenario(
     key: Child | None = None
     server: Process | None = None
     try:
-        config, ca_dir, pin_file = write_key_config(workdir, settings)
+        config, ca_dir, pin_file = write_key_config(workdir, settings, license_source)
         key = plug_virtual_key(workdir, ca_dir, pin_file)
         server = floatkey_server(workdir / "data", workdir / "floatkey.log", config).start()
         url = server.url
@@ -177,20 +191,7 @@ def keybound_scenario(
             20,
             what=f"key {KEY_SERIAL} to be valid (another floatkey server may hold the card)",
         )
-        bound = call(
-            url,
-            "POST",
-            "/api/v4/licenses",
-            {"product": KEYBOUND, "isHWKeyReq": True, "floating_users": 1_000_000, "floating_timeout": 60},
-        )
-        if not bound.get("is_hardware_key_auth"):
-            raise RuntimeError(f"the license is not key-bound: {bound}")
-        call(
-            url,
-            "POST",
-            "/api/v4/licenses",
-            {"product": PLAIN, "floating_users": 1_000_000, "floating_timeout": 60},
-        )
+        add_licenses(report, url, ca_dir if license_source == VENDOR else None)
         _compare(report, server, load, rounds, warmup)
         if key_state(url) != "valid":
             raise RuntimeError("the key stopped being valid during the benchmark")
@@ -200,6 +201,21 @@ def keybound_scenario(
         if key is not None:
             key.stop()
         pcscd.stop()
+
+
+def add_licenses(report: Report, url: str, vendor_dir: Path | None) -> None:
+    """The key-bound and the plain license: from policies, or imported from vendor files
+    (the key-bound one's file names the virtual key's serial)."""
+    if vendor_dir is not None:
+        bound = import_license(url, vendor_dir, KEYBOUND, POLICY, key_bound=True)
+        import_license(url, vendor_dir, PLAIN, POLICY)
+        report.fact("licenses", f"imported from vendor license files (key-bound: key {KEY_SERIAL})")
+        return
+    bound = call(url, "POST", "/api/v4/licenses", {"product": KEYBOUND, "isHWKeyReq": True, **POLICY})
+    if not bound.get("is_hardware_key_auth"):
+        raise RuntimeError(f"the license is not key-bound: {bound}")
+    call(url, "POST", "/api/v4/licenses", {"product": PLAIN, **POLICY})
+    report.fact("licenses", "added from policies")
 
 
 def _compare(report: Report, server: Process, load: Load, rounds: int, warmup: float) -> None:

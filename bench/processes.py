@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 class Process:
     """One child process whose stderr goes to ``log_path``; ready once it logs its URL."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log_path = log_path
+        #: Variables added to the environment the process inherits.
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.started_at = 0.0
@@ -34,7 +36,8 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+            env = None if self.env is None else {**os.environ, **self.env}
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT, env=env)
         deadline = self.started_at + timeout
         while True:
             found = _URL.search(self.log())
@@ -92,7 +95,9 @@ def terminate(proc: subprocess.Popen[Any], grace: float) -> None:
         proc.wait(10)
 
 
-def floatkey_server(data_dir: Path, log_path: Path, config: Path | None = None) -> Process:
+def floatkey_server(
+    data_dir: Path, log_path: Path, config: Path | None = None, env: dict[str, str] | None = None
+) -> Process:
     args = [
         sys.executable,
         "-m",
@@ -107,7 +112,7 @@ def floatkey_server(data_dir: Path, log_path: Path, config: Path | None = None) 
     ]
     if config is not None:
         args += ["--config", str(config)]
-    return Process(args, log_path)
+    return Process(args, log_path, env)
 
 
 def server_lines(server: ServerSettings) -> str:

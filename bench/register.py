@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.load import Load, LoadResult, call, run_wrk
 from bench.processes import Process, ServerSettings, ceiling_server, floatkey_server, server_lines
 from bench.report import Report
+from bench.vendor_license import LOCAL, VENDOR, config_lines, create_vendor, import_license
 
 #: docs/benchmarks.md: register throughput at least this share of the ceiling's.
 RATIO_GOAL = 0.8
@@ -17,19 +18,22 @@ P99_GOAL_MS = 50.0
 PRODUCT = "bench"
 
 
-def write_config(path: Path, server: ServerSettings) -> Path:
+#: The license every scenario loads: seats enough that none is ever refused.
+POLICY = {"floating_users": 1_000_000, "floating_timeout": 60}
+
+
+def write_config(path: Path, server: ServerSettings, extra: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(server_lines(server), encoding="utf-8")
+    path.write_text(server_lines(server) + extra, encoding="utf-8")
     return path
 
 
-def add_bench_license(url: str, product: str = PRODUCT) -> int:
-    answer = call(
-        url,
-        "POST",
-        "/api/v4/licenses",
-        {"product": product, "floating_users": 1_000_000, "floating_timeout": 60},
-    )
+def add_bench_license(url: str, product: str = PRODUCT, vendor_dir: Path | None = None) -> int:
+    """The benchmark's license, added from a policy, or imported from a file of the vendor
+    in ``vendor_dir`` (bench/vendor_license.py)."""
+    if vendor_dir is not None:
+        return int(import_license(url, vendor_dir, product, POLICY)["id"])
+    answer = call(url, "POST", "/api/v4/licenses", {"product": product, **POLICY})
     return int(answer["id"])
 
 
@@ -59,7 +63,13 @@ def describe_rounds(load: Load, rounds: int, warmup: float) -> str:
 
 
 def register_scenario(
-    report: Report, workdir: Path, load: Load, rounds: int, warmup: float, settings: ServerSettings
+    report: Report,
+    workdir: Path,
+    load: Load,
+    rounds: int,
+    warmup: float,
+    settings: ServerSettings,
+    license_source: str = LOCAL,
 ) -> None:
     report.section("register mix: floatkey vs the bare CherryPy ceiling")
     report.fact("load", describe_rounds(load, rounds, warmup))
@@ -69,14 +79,16 @@ def register_scenario(
         f"(at most {load.span * load.threads} live seats on one license)",
     )
     report.fact("both servers", f"threadPool {settings.thread_pool}, cpuAffinity {settings.cpu_affinity}")
-    config = write_config(workdir / "floatkey.yaml", settings)
+    vendor_dir = create_vendor(workdir / "vendor").parent if license_source == VENDOR else None
+    report.fact("license", "imported from a vendor license file" if vendor_dir else "added from a policy")
+    config = write_config(workdir / "floatkey.yaml", settings, config_lines(vendor_dir) if vendor_dir else "")
     ceiling = ceiling_server(settings, workdir / "ceiling.log")
     server = floatkey_server(workdir / "data", workdir / "floatkey.log", config)
     try:
         ceiling.start()
         server.start()
         report.fact("start-up, empty data dir", f"{server.ready_after:.2f} s (process start to listening)")
-        add_bench_license(server.url)
+        add_bench_license(server.url, vendor_dir=vendor_dir)
         warm = Load(connections=load.connections, threads=load.threads, seconds=warmup, span=load.span)
         run_wrk(ceiling.url, warm, PRODUCT)
         run_wrk(server.url, warm, PRODUCT, tag="w")

@@ -11,7 +11,9 @@ resident memory, restart time, and the register load through a full timeout wave
 pcscd and vpcd, against a plain license of the same server, alternating in one run; left
 out with a note when pcscd or pyscard is missing or another pcscd runs). ``affinity``, run
 only by name, compares cpuAffinity auto and all with logins in the mix and with a busy
-neighbour on the chosen CPU (bench/affinity.py).
+neighbour on the chosen CPU (bench/affinity.py). ``features``, run only by name, measures
+what usage history, metrics, the audit trail and the request log each cost the mix, each
+off against all on in interleaved rounds (bench/features.py).
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ from pathlib import Path
 
 from bench import machine
 from bench.affinity import affinity_scenario
+from bench.features import features_scenario
 from bench.keybound import keybound_scenario
 from bench.load import Load
 from bench.processes import ServerSettings
 from bench.register import register_scenario
 from bench.report import Report
 from bench.scale_run import scale_scenario
+from bench.vendor_license import LOCAL, SOURCES
 from floatkey.app import affinity
 
-SCENARIOS = ("register", "scale", "keybound", "affinity")
-#: What a run measures unless told: the bars. ``affinity`` decides a default, run it by name.
+SCENARIOS = ("register", "scale", "keybound", "affinity", "features")
+#: What a run measures unless told: the bars. ``affinity`` decides a default and
+#: ``features`` runs five servers: run them by name.
 DEFAULT_SCENARIOS = ("register", "scale", "keybound")
 
 
@@ -78,6 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cpu-affinity",
         type=affinity.setting_from_text,
         help="cpuAffinity of every server: auto, all or a CPU number (default: auto)",
+    )
+    p.add_argument(
+        "--license-source",
+        choices=SOURCES,
+        default=LOCAL,
+        help="register and keybound: licenses added from a policy (local) or imported from "
+        "vendor license files the benchmark signs (vendor)",
     )
     p.add_argument("--workdir", type=Path, help="where data directories and logs go (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
@@ -137,15 +149,33 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="floatkey-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         if "register" in chosen:
-            register_scenario(report, workdir / "register", plan.load, plan.rounds, plan.warmup, plan.server)
+            register_scenario(
+                report,
+                workdir / "register",
+                plan.load,
+                plan.rounds,
+                plan.warmup,
+                plan.server,
+                args.license_source,
+            )
         if "scale" in chosen:
             scale_scenario(
                 report, workdir / "scale", plan.load, plan.licenses, plan.seats_per_license, plan.server
             )
+        if "features" in chosen:
+            features_scenario(report, workdir / "features", plan.load, plan.rounds, plan.warmup, plan.server)
         if "affinity" in chosen:
             affinity_scenario(report, workdir / "affinity", plan.load, plan.rounds, plan.warmup, plan.server)
         if "keybound" in chosen:
-            keybound_scenario(report, workdir / "keybound", plan.load, plan.rounds, plan.warmup, plan.server)
+            keybound_scenario(
+                report,
+                workdir / "keybound",
+                plan.load,
+                plan.rounds,
+                plan.warmup,
+                plan.server,
+                args.license_source,
+            )
     report.summary()
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")

@@ -724,6 +724,12 @@ class GuardedServer(CPWSGIServer):
 
     ConnectionClass = GuardedConnection
     _connections: Any  # cheroot's, left out of its type stubs
+    #: cheroot closes a connection after its answer once 10 others wait in the selector,
+    #: so that over ten keep-alive clients reconnect for nearly every request (an accept,
+    #: a handshake and a new connection each, more CPU than the request). Here a waiting
+    #: connection holds no thread, and the limits above (per address, idleTimeout, the
+    #: file-descriptor guard) bound how many there are.
+    keep_alive_conn_limit = None
 
     def __init__(self, limits: ClientLimits, server_adapter: Any = None) -> None:
         self.limits = limits

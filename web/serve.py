@@ -9,10 +9,11 @@ from typing import Any
 import cherrypy
 from cherrypy.process import plugins
 
-from floatkey.app import affinity
+from floatkey.app import affinity, bench_switches
 from floatkey.app.collector import ActorFreezer
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
+from floatkey.audit import origin as origins
 from floatkey.metrics import exposition
 from floatkey.web.access import AuthWeb
 from floatkey.web.api import build_table
@@ -78,6 +79,7 @@ def freeze_start_up_objects() -> int:
 def serve(settings: Settings, fk: Floatkey) -> None:
     """Run until a signal or ``cherrypy.engine.exit()``; blocks."""
     affinity.pin(settings.cpu_affinity)  # first: threads started later inherit it
+    left_out = bench_switches.left_out()  # an unknown name stops here, with its message
     # Before the actors start: an unreadable scrape token stops here, with its message.
     metrics = [exposition.route(settings)] if settings.metrics.enabled else []
     pause_collector_for_start_up()
@@ -87,6 +89,11 @@ def serve(settings: Settings, fk: Floatkey) -> None:
     config = {"/": {**auth.config()["/"], **audit.config()["/"]}}
     if settings.metrics.enabled:
         config["/"].update(exposition.tool_config(fk.metrics))
+    if left_out:
+        logger.warning("%s: %s left out, for the benchmark", bench_switches.ENV, ", ".join(sorted(left_out)))
+        config["/"]["tools.floatkey_request.on"] = bench_switches.REQUEST_LOG not in left_out
+        if bench_switches.AUDIT in left_out:
+            origins.name_requests_with(None)
     mount(fk, settings, auth.routes() + audit.routes() + metrics, config)
     cherrypy.config.update(server_config(settings))
     # After the update: the server reads its socket settings when it is built.

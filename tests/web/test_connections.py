@@ -24,6 +24,10 @@ class Big:
     def index(self) -> bytes:
         return b"x" * ANSWER
 
+    @cherrypy.expose
+    def small(self) -> bytes:
+        return b"ok"
+
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[Any, int]]:
@@ -81,3 +85,33 @@ def test_a_parked_answer_past_the_output_budget_cuts_its_connection_the_first_go
         first.close()
         if second is not None:
             second.close()
+
+
+def small_answer(sock: socket.socket) -> bytes:
+    """The head of one answer to ``GET /small`` (its 2-byte body read too)."""
+    sock.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    while not (b"\r\n\r\n" in received and received.endswith(b"ok")):
+        piece = sock.recv(65536)
+        assert piece, f"the server closed the connection after {received!r}"
+        received += piece
+    return received.partition(b"\r\n\r\n")[0]
+
+
+def test_many_keep_alive_clients_keep_their_connections(guarded):
+    """cheroot closes a keep-alive connection after its answer once 10 others wait in its
+    selector; every client over ten then reconnects for each request, and the accept, the
+    new connection and the TCP handshake cost the server more than many a request. Idle
+    connections cost floatkey no thread: its own limits (per address, idleTimeout) bound them.
+    """
+    _, port = guarded
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(24)]
+    try:
+        for _round in range(2):
+            for sock in clients:
+                head = small_answer(sock)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                assert b"connection: close" not in head.lower()
+    finally:
+        for sock in clients:
+            sock.close()

@@ -1,5 +1,6 @@
 """The CherryPy glue in-process: a handler that fails answers the error shape with a request id."""
 
+import io
 import logging
 
 import cherrypy
@@ -42,3 +43,23 @@ def test_a_bug_is_a_500_with_the_error_shape_and_a_logged_request_id(app_url, ca
     assert any(body["request_id"] in r.getMessage() for r in caplog.records)
     assert "a bug" not in answer.text
     assert requests.get(app_url + "/api/v4/health", timeout=10).status_code == 200
+
+
+def test_cherrypys_access_line_is_built_only_when_a_handler_would_write_it(app_url, monkeypatch):
+    """CherryPy formats an access line for every request and hands it to a logger that
+    floatkey gives no handler (it logs requests itself, web/request_log.py): a tenth of a
+    request's CPU for nothing. The line is still built once a handler is attached."""
+    built = []
+    original = cherrypy._cplogging.LogManager.access
+    monkeypatch.setattr(cherrypy._cplogging.LogManager, "access", lambda self: built.append(original(self)))
+    assert requests.get(app_url + "/api/v4/health", timeout=10).status_code == 200
+    assert built == []
+    access_log = cherrypy.tree.apps[""].log.access_log
+    handler = logging.StreamHandler(io.StringIO())
+    access_log.addHandler(handler)
+    try:
+        assert requests.get(app_url + "/api/v4/health", timeout=10).status_code == 200
+    finally:
+        access_log.removeHandler(handler)
+    assert len(built) == 1
+    assert '"GET /api/v4/health HTTP/1.1" 200' in handler.stream.getvalue()

@@ -1,0 +1,143 @@
+"""The features scenario: what usage history, metrics, the audit trail and the request log
+each cost the register mix (docs/benchmarks.md, "Features pay their way").
+
+One floatkey server with every feature on, and one per feature with only that feature
+off, all on the same settings and pinned to the same CPU, each with its own data directory
+and license. Each round drives the register mix on every server in turn (on, usage off,
+metrics off, ...), so every "off" run sits between "on" runs and machine drift hits both
+alike. A feature's ratio is its on/off throughput: the lower of the median of the rounds'
+ratios and best against best (``judged_ratio``), with the same rule for the server CPU
+each request took (off/on), which a busy machine disturbs less than throughput.
+
+Metrics have a setting (``metrics.enabled: false``: no request timing, no commit
+histograms, no /metrics; the collectors run only when /metrics is scraped, so the mix
+never runs them). Usage history, the audit trail's request origin and the request log are
+left out with ``FLOATKEY_BENCH_WITHOUT`` (floatkey/app/bench_switches.py). The audit trail
+records admin actions only, and works out a request's origin only when it records one
+(web/audit.py): on the register mix ``audit`` leaves out nothing the mix does, a control
+whose ratio shows the method's own spread.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.load import Load, LoadResult, run_wrk
+from bench.processes import Process, ServerSettings, floatkey_server, server_lines
+from bench.register import PRODUCT, add_bench_license, describe, describe_rounds, judged_ratio, measured
+from bench.report import Report
+from floatkey.app import bench_switches
+
+#: docs/benchmarks.md (Bars): each feature costs the register mix at most 5 %.
+RATIO_GOAL = 0.95
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    #: What the report calls the feature.
+    feature: str
+    config: str = ""
+    without: str = ""
+
+
+ALL_ON = Variant("on", "every feature on")
+VARIANTS = (
+    Variant("usage", "usage history", without=bench_switches.USAGE),
+    Variant("metrics", "metrics (request timing, commit histograms)", config="metrics:\n  enabled: false\n"),
+    Variant("audit", "audit trail (a control: nothing per request)", without=bench_switches.AUDIT),
+    Variant("requestLog", "request log (request ids, log fields)", without=bench_switches.REQUEST_LOG),
+)
+
+
+@dataclass
+class Runs:
+    results: list[LoadResult]
+    #: Server CPU microseconds per request, one per run.
+    cpu_us: list[float]
+
+
+def features_scenario(
+    report: Report, workdir: Path, load: Load, rounds: int, warmup: float, settings: ServerSettings
+) -> None:
+    report.section("features: each one off against all on")
+    report.fact("load", describe_rounds(load, rounds, warmup))
+    report.fact(
+        "servers",
+        f"{1 + len(VARIANTS)} floatkey servers (all on; each feature off in turn), threadPool "
+        f"{settings.thread_pool}, cpuAffinity {settings.cpu_affinity}, driven one at a time",
+    )
+    servers: dict[Variant, Process] = {}
+    try:
+        for variant in (ALL_ON, *VARIANTS):
+            servers[variant] = start_variant(workdir / variant.name, variant, settings)
+            add_bench_license(servers[variant].url)
+        warm = Load(connections=load.connections, threads=load.threads, seconds=warmup, span=load.span)
+        for server in servers.values():
+            run_wrk(server.url, warm, PRODUCT, tag="w")
+        runs = {variant: Runs([], []) for variant in servers}
+        for i in range(rounds):
+            for variant, server in servers.items():
+                result, cores = measured(server, server.url, load, PRODUCT, f"{variant.name[:2]}{i}")
+                runs[variant].results.append(result)
+                runs[variant].cpu_us.append(cpu_per_request(result, cores))
+                report.fact(
+                    f"round {i + 1} {variant.name}",
+                    f"{describe(result, cores)}  {runs[variant].cpu_us[-1]:.0f} us CPU/request",
+                )
+        on = runs[ALL_ON]
+        report.fact(
+            "all on (median round)",
+            f"{median_run(on.results).throughput:.0f} req/s, p99 {median_run(on.results).p99_ms:.1f} ms, "
+            f"{statistics.median(on.cpu_us):.0f} us CPU/request",
+        )
+        for variant in VARIANTS:
+            judge(report, variant, on, runs[variant])
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def start_variant(workdir: Path, variant: Variant, settings: ServerSettings) -> Process:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "floatkey.yaml"
+    config.write_text(server_lines(settings) + variant.config, encoding="utf-8")
+    env = {bench_switches.ENV: variant.without} if variant.without else None
+    return floatkey_server(workdir / "data", workdir / "floatkey.log", config, env).start()
+
+
+def cpu_per_request(result: LoadResult, cores: float) -> float:
+    return cores * result.seconds / result.requests * 1e6 if result.requests else 0.0
+
+
+def judge(report: Report, variant: Variant, on: Runs, off: Runs) -> None:
+    """Report a feature's cost: throughput and CPU per request, with it on against off."""
+    ratios = [a.throughput / b.throughput for a, b in zip(on.results, off.results, strict=True)]
+    report.fact(f"{variant.name} off (median round)", summary(off))
+    ratio = judged_ratio(report, on.results, off.results, ratios)
+    cpu_ratios = [b / a for a, b in zip(on.cpu_us, off.cpu_us, strict=True) if a]
+    cpu = min(statistics.median(cpu_ratios), min(off.cpu_us) / min(on.cpu_us)) if cpu_ratios else 0.0
+    report.fact(
+        f"{variant.name} cost",
+        f"throughput on/off {ratio:.2f}; server CPU per request off/on {cpu:.2f} "
+        f"({statistics.median(on.cpu_us) - statistics.median(off.cpu_us):+.0f} us with it on); "
+        f"p99 on {median_run(on.results).p99_ms:.1f} ms, off {median_run(off.results).p99_ms:.1f} ms",
+    )
+    errors = sum(r.errors + r.socket_errors for r in on.results + off.results)
+    report.bar(
+        f"{variant.feature} cost", f"{ratio:.2f}", f">= {RATIO_GOAL}", ratio >= RATIO_GOAL and errors == 0
+    )
+
+
+def summary(runs: Runs) -> str:
+    run = median_run(runs.results)
+    return (
+        f"{run.throughput:.0f} req/s, p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
+        f"{statistics.median(runs.cpu_us):.0f} us CPU/request"
+    )
+
+
+def median_run(runs: list[LoadResult]) -> LoadResult:
+    return sorted(runs, key=lambda r: r.throughput)[len(runs) // 2]
