@@ -1,6 +1,6 @@
 """The ceiling of the register benchmark: a bare CherryPy handler that parses the JSON body and answers
 a small JSON object, on the same server settings (thread pool, socket queue, logging off,
-CPU pinning) as floatkey.
+CPU pinning, keep-alive connections never closed for being many) as floatkey.
 
     python -m bench.ceiling --port 0 --thread-pool 64 --cpu-affinity auto
 
@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     cherrypy.tree.mount(Bare(), "", config)
     cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()
+    # The same keep-alive setting as floatkey's GuardedServer (web/connections.py): stock
+    # cheroot closes a connection after its answer once ten others wait, which would make
+    # the ceiling pay for handshakes that floatkey does not.
+    cherrypy.server.httpserver.keep_alive_conn_limit = None
     host, port = cherrypy.server.bound_addr[:2]
     print(f"ceiling listening on http://{host}:{port}", file=sys.stderr, flush=True)
     cherrypy.engine.block()

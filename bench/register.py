@@ -14,7 +14,10 @@ from bench.vendor_license import LOCAL, VENDOR, config_lines, create_vendor, imp
 
 #: docs/benchmarks.md: register throughput at least this share of the ceiling's.
 RATIO_GOAL = 0.8
-P99_GOAL_MS = 50.0
+#: docs/benchmarks.md: p99 at half the saturated rate under this. At saturation the bar is
+#: relative: p99 no worse than the ceiling's own in the same run (with 64 closed-loop clients,
+#: Little's law ties the mean to 64 / throughput, so an absolute figure measures the machine).
+P99_GOAL_MS = 25.0
 PRODUCT = "bench"
 
 
@@ -113,11 +116,12 @@ def register_scenario(
         busiest = max(r.client_cpu for r in ceilings + floatkeys)
         report.fact("client headroom", f"wrk used at most {busiest:.2f} cores in any run")
         report.bar("register vs ceiling", f"{ratio:.2f}", f">= {RATIO_GOAL}", ratio >= RATIO_GOAL)
+        bare = _median_run(ceilings)
         report.bar(
             "register p99 at saturation",
             f"{fk.p99_ms:.1f} ms",
-            f"< {P99_GOAL_MS:g} ms",
-            fk.p99_ms < P99_GOAL_MS and fk.errors == 0,
+            f"<= the ceiling's {bare.p99_ms:.1f} ms",
+            fk.p99_ms <= bare.p99_ms and fk.errors == 0,
         )
         paced_latency(report, server, ceiling, load, fk.throughput)
     finally:
