@@ -37,7 +37,7 @@ from tests.support.pcsc import (
 from tests.support.server import wait_until
 
 #: docs/benchmarks.md: key-bound throughput at least this share of the plain license's.
-RATIO_GOAL = 0.9  # quality.md: key-bound at least 0.9 of the plain license
+RATIO_GOAL = 0.9
 KEY_SERIAL = 31415926
 KEY_PORT = 35963
 KEY_READER = "Virtual PCD 00 00"
