@@ -111,6 +111,7 @@ async function route() {
   markCurrent(page);
   document.title = `${page.title} · floatkey`;
   clear(main);
+  delete main.dataset.updated; // set again by this page's first refresh
   main.append(el('h1', {}, page.title));
   current = { page, view: page.render(main) };
   await tick();

@@ -20,15 +20,19 @@ const RANGES = {
 const REFRESH_MS = 10_000;
 
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const EMPTY = { seats_in_use: 0, peak: 0, consumptions: 0, denials: {} };
+/** A point of the license (code '') or of one of its features (none recorded: zeros). */
+const pick = (p, code) => (code ? { ...EMPTY, ...(p.features?.[code] || {}), time: p.time } : p);
 const denied = (p) => Object.values(p.denials || {}).reduce((a, b) => a + b, 0);
 
 export function render(main) {
   const license = el('select', { id: 'usage-license' });
   const range = el('select', { id: 'usage-range' }, Object.keys(RANGES).map((r) => el('option', { value: r }, r)));
+  const series = el('select', { id: 'usage-series' }, el('option', { value: '' }, 'whole license'));
   const exportButton = el('button', { type: 'button', id: 'usage-export' }, 'Export CSV');
   const status = el('p', { class: 'status', role: 'status' });
   const charts = el('div', { id: 'usage-charts' });
-  main.append(el('div', { class: 'toolbar' }, field('License', license), field('Range', range), exportButton), status, charts);
+  main.append(el('div', { class: 'toolbar' }, field('License', license), field('Range', range), field('Series', series), exportButton), status, charts);
   let loadedAt = 0;
   let shownKey = '';
   let params = null;
@@ -52,14 +56,17 @@ export function render(main) {
       api.get(`/api/v4/usage?${query({ license_id: params.license_id, from: iso(dayFrom), to: params.to, step: 'day' })}`),
     ]);
     exportButton.dataset.query = query(params);
-    const b = points.buckets;
+    showSeries(points.buckets);
+    const code = series.value;
+    const b = points.buckets.map((p) => pick(p, code));
+    const perDay = days.buckets.map((p) => pick(p, code));
     clear(charts).append(
       el('div', { class: 'charts' }, chart('Seats in use', [
         { name: 'seats in use', class: 's-seats', kind: 'line', points: b.map((p) => ({ time: p.time, value: p.seats_in_use })) },
         { name: 'peak', class: 's-peak', kind: 'line', points: b.map((p) => ({ time: p.time, value: p.peak })) },
       ]),
       chart('Denials per day', [
-        { name: 'denials', class: 's-denials', kind: 'bar', points: days.buckets.map((p) => ({ time: p.time, value: denied(p) })) },
+        { name: 'denials', class: 's-denials', kind: 'bar', points: perDay.map((p) => ({ time: p.time, value: denied(p) })) },
       ]),
       chart('Consumptions', [
         { name: 'consumptions', class: 's-consumptions', kind: 'bar', points: b.map((p) => ({ time: p.time, value: p.consumptions })) },
@@ -74,7 +81,7 @@ export function render(main) {
           { title: 'Denials by code', value: (p) => Object.entries(p.denials || {}).map(([c, n]) => `${c}: ${n}`).join(', ') },
           { title: 'Consumptions', value: (p) => p.consumptions, class: 'num' },
         ],
-        [...days.buckets].reverse(),
+        [...perDay].reverse(),
       ),
     );
     loadedAt = Date.now();
@@ -90,8 +97,23 @@ export function render(main) {
     }
   }
 
+  /** The series to choose from: the license and every feature its points name. */
+  function showSeries(buckets) {
+    const codes = [...new Set(buckets.flatMap((p) => Object.keys(p.features || {})))].sort();
+    const key = codes.join('\n');
+    if (series.dataset.codes === key) return;
+    series.dataset.codes = key;
+    const chosen = series.value;
+    clear(series).append(el('option', { value: '' }, 'whole license'), ...codes.map((c) => el('option', { value: c }, `feature ${c}`)));
+    if (codes.includes(chosen)) series.value = chosen;
+  }
+
+  series.addEventListener('change', () => load().catch((e) => (status.textContent = e.message)));
   range.addEventListener('change', () => load().catch((e) => (status.textContent = e.message)));
-  license.addEventListener('change', () => load().catch((e) => (status.textContent = e.message)));
+  license.addEventListener('change', () => {
+    series.value = '';
+    load().catch((e) => (status.textContent = e.message));
+  });
   exportButton.addEventListener('click', exportCsv);
   return {
     async update({ licenses }) {

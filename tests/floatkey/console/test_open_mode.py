@@ -215,6 +215,37 @@ def test_seats_filter_and_sort(page, srv):
     filter_box.clear()
 
 
+def test_the_usage_of_a_floating_feature_is_its_own_series(page, srv):
+    lic = srv.add_license(
+        product="suite",
+        floating_users=5,
+        features=[{"code": "render", "is_floating": True, "floating_users": 1}],
+    )
+    seat = {"product": "suite", "feature": "render"}
+    assert srv.post("/api/v4/register", {"product": "suite", "user": "u1"}).ok
+    assert srv.post("/api/v4/featureRegister", {**seat, "user": "u1"}).ok
+    assert srv.post("/api/v4/featureRegister", {**seat, "user": "u2"}).status_code == 400
+    page.go("usage")
+    Select(page.find("#usage-license")).select_by_value(str(lic["id"]))
+    page.find('#usage-series option[value="render"]')
+    Select(page.find("#usage-series")).select_by_value("render")
+    page.wait(
+        lambda _: (
+            any(v == 1 for _, v in drawn(page, "denials"))
+            and f"license_id={lic['id']}&"
+            in page.driver.find_element(By.ID, "usage-export").get_attribute("data-query")
+        ),
+        what="the feature's denials",
+    )
+    params = dict(parse_qsl(page.driver.find_element(By.ID, "usage-export").get_attribute("data-query")))
+    api = srv.get("/api/v4/usage", params=params).json()
+    feature = [(b["time"], b["features"].get("render", {}).get("seats_in_use", 0)) for b in api["buckets"]]
+    assert drawn(page, "seats in use") == feature and max(v for _, v in feature) == 1
+    Select(page.find("#usage-series")).select_by_value("")
+    page.wait(lambda _: sum(v for _, v in drawn(page, "denials")) == 0, what="the license's own series")
+    Select(page.find("#usage-license")).select_by_index(0)
+
+
 def test_the_range_picker_asks_for_the_range(page, srv):
     page.go("usage")
     page.find("#usage-export[data-query]")
