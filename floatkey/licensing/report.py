@@ -269,11 +269,19 @@ def _serial(certificate: x509.Certificate) -> str | None:
 
 
 def _read(payload: bytes) -> dict[str, Any]:
-    """The verified content, checked for the shape the chain and the totals need."""
+    """The verified content, checked for the shape the chain and the totals need.
+
+    Only the exact bytes floatkey writes are read: a signed payload that is not canonical
+    JSON (duplicate keys, NaN, other spacing, deep nesting) could mean one thing to this
+    reader and another to the next, and a customer holds the installation key that signs.
+    """
     try:
         report = json.loads(payload)
-    except ValueError:
-        raise _invalid("its content is not JSON") from None
+        canonical = canonical_json(report) == payload
+    except (ValueError, RecursionError):
+        canonical = False
+    if not canonical:
+        raise _invalid("its content is not the canonical JSON floatkey writes")
     if not isinstance(report, dict) or report.get("format") != FORMAT:
         raise _invalid(f"its format is not {FORMAT} (a newer floatkey may read it)")
     sequence = report.get("sequence")

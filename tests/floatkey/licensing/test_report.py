@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,3 +200,42 @@ def test_back_to_back_reports_count_the_minute_and_the_hour_they_meet_in_once() 
     third = totals(compacted, split, T0 + HOUR, reported=cells)[""]
     assert (third.consumptions, third.refusals) == (3, {"floating_not_available": 1})
     assert third.seat_seconds == second.seat_seconds
+
+
+def signed_content(key: ed25519.Ed25519PrivateKey, payload: bytes) -> str:
+    """A report whose content is exactly ``payload``, validly signed (a customer holds the key)."""
+    import jwt
+
+    headers = {"kid": signer.key_id(key.public_key()), "typ": report.TYPE}
+    token = jwt.api_jws.encode(payload, key, algorithm="EdDSA", headers=headers, is_payload_detached=True)
+    return (
+        f"{report.BEGIN_CONTENT}\n{payload.decode('ascii')}\n{report.END_CONTENT}\n"
+        f"{report.BEGIN_SIGNATURE}\n{token}\n{report.END_SIGNATURE}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        # Two readers of the same signed bytes must not see two reports: first or last key wins?
+        (
+            "duplicate key",
+            lambda p: p.replace(b'"consumptions": 4', b'"consumptions": 4,\n    "consumptions": 400'),
+        ),
+        ("NaN", lambda p: p.replace(b'"seat_hours": 1.5', b'"seat_hours": NaN')),
+        ("Infinity", lambda p: p.replace(b'"peak_seats": 2', b'"peak_seats": Infinity')),
+        ("not canonical", lambda p: json.dumps(json.loads(p)).encode()),
+        (
+            "deeply nested",
+            lambda p: p.replace(b'"refusals": {}', b'"refusals": ' + b"[" * 100_000 + b"]" * 100_000),
+        ),
+    ],
+)
+def test_signed_content_that_floatkey_never_writes_is_refused_not_read(name: str, edit: Any) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    payload = canonical_json(body(1, None, report.installation_signer(key.public_key())))
+    assert report.open_report(signed_content(key, payload), trusted(key), None).sequence == 1
+    with pytest.raises(report.ReportProblem) as problem:
+        report.open_report(signed_content(key, edit(payload)), trusted(key), None)
+    assert problem.value.kind == "invalid", name
+    assert "canonical JSON" in problem.value.sentence
