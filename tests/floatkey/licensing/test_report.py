@@ -239,3 +239,37 @@ def test_signed_content_that_floatkey_never_writes_is_refused_not_read(name: str
         report.open_report(signed_content(key, edit(payload)), trusted(key), None)
     assert problem.value.kind == "invalid", name
     assert "canonical JSON" in problem.value.sentence
+
+
+def test_verify_report_prints_control_characters_of_a_report_escaped(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from floatkey.licensing import vendor
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(signer.public_pem(key.public_key()))
+    files = []
+    previous = None
+    for sequence in (1, 3):  # a gap, so that the chain's sentence names the license too
+        content = body(sequence, previous, report.installation_signer(key.public_key()))
+        # JSON carries them as \u001b: signed, valid, and an escape sequence once parsed.
+        content["license"] |= {
+            "product": "\x1b[2J\x1b[Hcad",
+            "license_uid": "L\x1b]0;ok\x07",
+            "license_key": "\u202ek",
+        }
+        content["totals"]["features"] = {"f\x1b[8m": content["totals"] | {"features": None}}
+        del content["totals"]["features"]["f\x1b[8m"]["features"]
+        content["hardware_id"] = "hw\r\n"
+        path = tmp_path / f"{sequence}.report"
+        path.write_text(report.seal_with_installation_key(content, key))
+        files.append(str(path))
+        previous = report.content_hash(canonical_json(content))
+    status = vendor.main(["verify-report", *files, "--installation-key", str(pem)])
+    out, err = capsys.readouterr()
+    assert status == vendor.EXIT_BROKEN_CHAIN
+    assert "valid, signed by" in out and "Missing: report 2" in err
+    for text in (out, err):
+        assert not any(c in text for c in "\x1b\x07\r\u202e"), text
+    assert "\\x1b[2J\\x1b[Hcad" in out and "\\u202ek" in out and "L\\x1b]0;ok\\x07" in err
