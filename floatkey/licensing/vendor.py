@@ -246,7 +246,8 @@ def verify_reports(args: argparse.Namespace) -> int:
         opened.append(verified)
     if status:
         return status
-    problems = report.check_chain(opened) if folder else []
+    # In a folder, --previous joins its license's chain: the folder's first report must follow it.
+    problems = report.check_chain([previous, *opened] if previous else opened) if folder else []
     if not folder:
         for earlier, later in zip([previous, *opened], opened, strict=False):
             if earlier is None:

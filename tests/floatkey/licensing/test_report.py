@@ -273,3 +273,25 @@ def test_verify_report_prints_control_characters_of_a_report_escaped(
     for text in (out, err):
         assert not any(c in text for c in "\x1b\x07\r\u202e"), text
     assert "\\x1b[2J\\x1b[Hcad" in out and "\\u202ek" in out and "L\\x1b]0;ok\\x07" in err
+
+
+def test_verify_report_checks_a_folder_against_the_previous_report_given(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from floatkey.licensing import vendor
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(signer.public_pem(key.public_key()))
+    one, two, three, four = chain(key, 4)
+    (tmp_path / "1.report").write_text(one)
+    folder = tmp_path / "april"
+    folder.mkdir()
+    (folder / "3.report").write_text(three)
+    (folder / "4.report").write_text(four)
+    given = ["verify-report", str(folder), "--installation-key", str(pem), "--previous"]
+    assert vendor.main([*given, str(tmp_path / "1.report")]) == vendor.EXIT_BROKEN_CHAIN
+    assert "Missing: report 2 of Labc" in capsys.readouterr().err
+    (tmp_path / "2.report").write_text(two)
+    assert vendor.main([*given, str(tmp_path / "2.report")]) == 0
+    assert "chain: every report follows the one before it" in capsys.readouterr().out
