@@ -337,6 +337,7 @@ def check_link(previous: VerifiedReport, report: VerifiedReport) -> None:
             "chain",
             f"The reports are of different licenses ({previous.license_name}, {report.license_name}).",
         )
+    _check_signers(previous, report)
     if previous.sequence >= report.sequence:
         raise ReportProblem(
             "chain",
@@ -356,6 +357,23 @@ def check_link(previous: VerifiedReport, report: VerifiedReport) -> None:
             f"Report {report.sequence} does not follow the report {previous.sequence} given: it names "
             "another previous report (one of them was replaced, or they are of two installations).",
         )
+
+
+def _check_signers(previous: VerifiedReport, report: VerifiedReport) -> None:
+    """One license's reports are signed alike: by keys of its set (any of them, in turns),
+    or by one installation key. An installation-key report in a key-bound license's chain
+    was made without the key, and the customer holds that key; another installation key
+    is another installation continuing the chain."""
+    kinds = previous.content["signer"].get("type"), report.content["signer"].get("type")
+    if kinds[0] == kinds[1] and (kinds[0] != "installation_key" or previous.signed_by == report.signed_by):
+        return
+    other = "another installation's key" if kinds[0] == kinds[1] else "another kind of key"
+    raise ReportProblem(
+        "chain",
+        f"Report {report.sequence} of {report.license_name} is signed by {report.signed_by}, "
+        f"report {previous.sequence} by {previous.signed_by}: {other} signs it now. If you did "
+        "not rebind the license, the report was not made where the license lives.",
+    )
 
 
 def check_chain(reports: list[VerifiedReport]) -> list[str]:

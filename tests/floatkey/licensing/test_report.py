@@ -295,3 +295,35 @@ def test_verify_report_checks_a_folder_against_the_previous_report_given(
     (tmp_path / "2.report").write_text(two)
     assert vendor.main([*given, str(tmp_path / "2.report")]) == 0
     assert "chain: every report follows the one before it" in capsys.readouterr().out
+
+
+def test_a_chain_is_signed_by_one_kind_of_key_and_one_installation_key() -> None:
+    ca_key, ca_cert = ca.make_ca()
+    card = ec.generate_private_key(ec.SECP256R1())
+    certificate = ca.issue(ca_key, ca_cert, card.public_key(), 1234)
+    first = body(1, None, report.key_signer("1234"))
+    one = report.open_report(report.seal_with_card(first, certificate, card_signer(card)), {}, ca_cert)
+    # The key-bound license's next report, signed without the key by the installation key
+    # (which the customer holds, so it could say anything), names report 1 as it should.
+    key = ed25519.Ed25519PrivateKey.generate()
+    text = report.seal_with_installation_key(
+        body(2, one.hash, report.installation_signer(key.public_key())), key
+    )
+    unkeyed = report.open_report(text, trusted(key), ca_cert)
+    with pytest.raises(report.ReportProblem, match=r"signed by installation key .* report 1 by hardware key"):
+        report.check_link(one, unkeyed)
+    # Another installation continuing a chain (a copy of the data directory without its key).
+    own = report.open_report(chain(key, 1)[0], trusted(key), None)
+    other = ed25519.Ed25519PrivateKey.generate()
+    text = report.seal_with_installation_key(
+        body(2, own.hash, report.installation_signer(other.public_key())), other
+    )
+    copied = report.open_report(text, trusted(other), None)
+    (problem,) = report.check_chain([own, copied])
+    assert "signed by installation key" in problem and "another installation" in problem, problem
+    # Two keys of a key-bound license's set take turns: the chain holds.
+    spare = ec.generate_private_key(ec.SECP256R1())
+    spare_cert = ca.issue(ca_key, ca_cert, spare.public_key(), 5678)
+    second = body(2, one.hash, report.key_signer("5678"))
+    two = report.open_report(report.seal_with_card(second, spare_cert, card_signer(spare)), {}, ca_cert)
+    report.check_link(one, two)
