@@ -247,3 +247,25 @@ def test_a_vendor_licenses_report_names_its_uid_and_verifies_with_the_request(tm
     checked = floatkey("vendor", "verify-report", str(path), "--request", str(asked))
     assert checked.returncode == 0, checked.stderr
     assert f"report 1 of {installed.json()['license_uid']} (product cad" in checked.stdout
+
+
+def test_a_damaged_installation_key_refuses_reports_and_requests_and_is_never_replaced(
+    server: ServerProcess,
+) -> None:
+    lid = server.add_license(product="cad")["id"]
+    path = server.data_dir / installation.FILE_NAME
+    for damaged in (b"", b"-----BEGIN PRIVATE KEY-----\ncut short by a crash"):
+        path.write_bytes(damaged)  # e.g. a disk that filled up, or a crash while it was written
+        for answer in (
+            server.get("/api/v4/license/report", params={"license_id": lid}),
+            server.post("/api/v4/license/generate", {"product": "cad"}),
+        ):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["code"] == "service_unavailable"
+            message = answer.json()["message"]
+            assert installation.FILE_NAME in message and "backup" in message, message
+        assert path.read_bytes() == damaged  # a new key would break the vendor's trust
+    assert "installation key" in server.log and "cannot be read" in server.log
+    assert "cut short" not in server.log  # what the file holds is never logged
+    path.unlink()
+    assert make_report(server, lid)["sequence"] == 1  # the refusals moved nothing
