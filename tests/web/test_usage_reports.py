@@ -7,6 +7,7 @@ has the key-bound reports).
 
 from __future__ import annotations
 
+import itertools
 import json
 import stat
 import subprocess
@@ -269,3 +270,32 @@ def test_a_damaged_installation_key_refuses_reports_and_requests_and_is_never_re
     assert "cut short" not in server.log  # what the file holds is never logged
     path.unlink()
     assert make_report(server, lid)["sequence"] == 1  # the refusals moved nothing
+
+
+def test_reports_made_at_once_take_distinct_sequences_in_one_chain(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.server import sdk_session
+
+    lid = server.add_license(product="cad")["id"]
+    keys = installation_keys(server)
+
+    def one(_: int) -> dict[str, Any]:
+        with sdk_session() as session:  # a connection each: the requests really overlap
+            answer = session.get(
+                server.url + "/api/v4/license/report", params={"license_id": lid}, timeout=60
+            )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(one, range(6)))
+    assert sorted(m["sequence"] for m in made) == [1, 2, 3, 4, 5, 6]
+    opened = [report.open_report(m["report"], keys, None) for m in made]
+    assert report.check_chain(opened) == []
+    by_sequence = sorted(opened, key=lambda r: r.sequence)
+    for earlier, later in itertools.pairwise(by_sequence):
+        report.check_link(earlier, later)
