@@ -299,3 +299,18 @@ def test_reports_made_at_once_take_distinct_sequences_in_one_chain(
     by_sequence = sorted(opened, key=lambda r: r.sequence)
     for earlier, later in itertools.pairwise(by_sequence):
         report.check_link(earlier, later)
+
+
+def test_a_report_lost_to_a_crash_shows_as_a_broken_link_not_a_reused_number(
+    server: ServerProcess,
+) -> None:
+    lid = server.add_license(product="cad")["id"]
+    keys = installation_keys(server)
+    first = report.open_report(make_report(server, lid)["report"], keys, None)
+    make_report(server, lid)  # report 2: stored, but say the answer never reached anyone
+    server.kill()
+    server.start()
+    third = report.open_report(make_report(server, lid)["report"], keys, None)
+    assert third.sequence == 3  # the stored head survived the kill: no number is used twice
+    problems = report.check_chain([first, third])
+    assert len(problems) == 1 and "Missing: report 2" in problems[0]
