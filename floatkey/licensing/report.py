@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from floatkey.errors import FloatkeyError
 from floatkey.hardware import piv
 from floatkey.licensing.claims import canonical_json
 from floatkey.licensing.envelope import between
 from floatkey.licensing.signer import key_id
-from floatkey.timeutil import format_time
+from floatkey.timeutil import format_time, parse_time
 
 FORMAT = "floatkey-usage-report/1"
 TYPE = "floatkey-usage-report"
@@ -169,6 +170,11 @@ class VerifiedReport:
         return None if value is None else str(value)
 
     @property
+    def period(self) -> tuple[datetime, datetime]:
+        """``from`` and ``to``, checked by :func:`open_report`."""
+        return _period(self.content["period"])
+
+    @property
     def license_name(self) -> str:
         lic = self.content["license"]
         return str(lic.get("license_uid") or f"license {lic['id']} of {self.content['hardware_id']}")
@@ -295,12 +301,25 @@ def _read(payload: bytes) -> dict[str, Any]:
             raise _invalid(f"its {name} is missing")
     if not isinstance(report["license"].get("id"), int) or not isinstance(report.get("hardware_id"), str):
         raise _invalid("it does not name its license and server")
+    try:
+        start, end = _period(report["period"])
+    except (FloatkeyError, TypeError):
+        raise _invalid("its period is not two times") from None
+    if start >= end:
+        raise _invalid("its period ends before it starts")
     features = report["totals"].get("features", {})
     if not isinstance(features, dict) or not all(
         _is_totals(t) for t in [report["totals"], *features.values()]
     ):
         raise _invalid("its totals are not numbers")
     return report
+
+
+def _period(period: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    start, end = parse_time(period.get("from"), "from"), parse_time(period.get("to"), "to")
+    if start is None or end is None:
+        raise TypeError("a period needs both ends")
+    return start, end
 
 
 def _is_totals(totals: Any) -> bool:
@@ -356,6 +375,17 @@ def check_link(previous: VerifiedReport, report: VerifiedReport) -> None:
             "chain",
             f"Report {report.sequence} does not follow the report {previous.sequence} given: it names "
             "another previous report (one of them was replaced, or they are of two installations).",
+        )
+    # Sequence and hash hold, and yet a report may leave time out of every report or count it again.
+    (_, previous_end), (start, _) = previous.period, report.period
+    if start != previous_end:
+        kind = "Not reported" if start > previous_end else "Counted twice"
+        first, last = sorted((previous_end, start))
+        raise ReportProblem(
+            "chain",
+            f"{kind}: {format_time(first)} to {format_time(last)} of {report.license_name}, between "
+            f"reports {previous.sequence} and {report.sequence}: report {report.sequence} does not "
+            f"start where report {previous.sequence} ended (made with --from?); ask the customer why.",
         )
 
 

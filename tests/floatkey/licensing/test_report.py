@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from floatkey.licensing.claims import canonical_json
 from floatkey.usage.buckets import HOUR, MINUTE, Bucket, compact
 from floatkey.usage.totals import reported_cells, totals
 
+MONTH = timedelta(days=30)
 T0 = 1_780_000_000 - 1_780_000_000 % HOUR  # an hour's start
 
 
@@ -50,8 +51,8 @@ def body(
 ) -> dict[str, Any]:
     return report.content(
         license={"id": 3, "license_uid": "Labc", "license_key": "K-1", "product": "cad"},
-        start=datetime(2026, 3, 1, tzinfo=UTC),
-        end=datetime(2026, 4, 1, tzinfo=UTC),
+        start=datetime(2026, 3, 1, tzinfo=UTC) + (sequence - 1) * MONTH,  # back to back
+        end=datetime(2026, 3, 1, tzinfo=UTC) + sequence * MONTH,
         totals={"consumptions": 4, "peak_seats": 2, "seat_hours": 1.5, "refusals": {}, "features": {}},
         sequence=sequence,
         previous_hash=previous,
@@ -327,3 +328,28 @@ def test_a_chain_is_signed_by_one_kind_of_key_and_one_installation_key() -> None
     second = body(2, one.hash, report.key_signer("5678"))
     two = report.open_report(report.seal_with_card(second, spare_cert, card_signer(spare)), {}, ca_cert)
     report.check_link(one, two)
+
+
+def test_reports_that_leave_time_out_or_count_it_twice_break_the_chain() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    signer_ = report.installation_signer(key.public_key())
+
+    def made(sequence: int, previous: str | None, start: str, end: str) -> report.VerifiedReport:
+        content = body(sequence, previous, signer_)
+        content["period"] = {"from": start, "to": end}
+        return report.open_report(report.seal_with_installation_key(content, key), trusted(key), None)
+
+    march = made(1, None, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")
+    april = made(2, march.hash, "2026-04-01T00:00:00Z", "2026-05-01T00:00:00Z")
+    report.check_link(march, april)
+    # Report 2 skips a busy week: sequence and hash hold, but that week is in no report.
+    skipped = made(2, march.hash, "2026-04-08T00:00:00Z", "2026-05-01T00:00:00Z")
+    with pytest.raises(report.ReportProblem, match=r"Not reported: 2026-04-01T00:00:00Z to 2026-04-08"):
+        report.check_link(march, skipped)
+    twice = made(2, march.hash, "2026-03-20T00:00:00Z", "2026-05-01T00:00:00Z")
+    with pytest.raises(report.ReportProblem, match=r"Counted twice: 2026-03-20T00:00:00Z to 2026-04-01"):
+        report.check_link(march, twice)
+    content = body(1, None, signer_)
+    content["period"] = {"from": "2026-04-01T00:00:00Z", "to": "soon"}
+    with pytest.raises(report.ReportProblem, match="period"):
+        report.open_report(report.seal_with_installation_key(content, key), trusted(key), None)
