@@ -378,14 +378,19 @@ def check_link(previous: VerifiedReport, report: VerifiedReport) -> None:
         )
     # Sequence and hash hold, and yet a report may leave time out of every report or count it again.
     (_, previous_end), (start, _) = previous.period, report.period
-    if start != previous_end:
-        kind = "Not reported" if start > previous_end else "Counted twice"
-        first, last = sorted((previous_end, start))
+    if start > previous_end:
         raise ReportProblem(
             "chain",
-            f"{kind}: {format_time(first)} to {format_time(last)} of {report.license_name}, between "
-            f"reports {previous.sequence} and {report.sequence}: report {report.sequence} does not "
-            f"start where report {previous.sequence} ended (made with --from?); ask the customer why.",
+            f"Not reported: {format_time(previous_end)} to {format_time(start)} of {report.license_name} "
+            f"is in no report: report {report.sequence} starts later than report {previous.sequence} "
+            "ended (made with --from?); ask the customer for that period.",
+        )
+    if start < previous_end:
+        raise ReportProblem(
+            "chain",
+            f"Counted twice or back in time: report {report.sequence} of {report.license_name} starts "
+            f"at {format_time(start)}, before report {previous.sequence} ended "
+            f"({format_time(previous_end)}); usage in both periods is in both reports.",
         )
 
 

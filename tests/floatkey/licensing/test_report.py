@@ -344,10 +344,15 @@ def test_reports_that_leave_time_out_or_count_it_twice_break_the_chain() -> None
     report.check_link(march, april)
     # Report 2 skips a busy week: sequence and hash hold, but that week is in no report.
     skipped = made(2, march.hash, "2026-04-08T00:00:00Z", "2026-05-01T00:00:00Z")
-    with pytest.raises(report.ReportProblem, match=r"Not reported: 2026-04-01T00:00:00Z to 2026-04-08"):
+    with pytest.raises(
+        report.ReportProblem, match=r"Not reported: 2026-04-01T00:00:00Z to 2026-04-08T00:00:00Z of Labc"
+    ):
         report.check_link(march, skipped)
     twice = made(2, march.hash, "2026-03-20T00:00:00Z", "2026-05-01T00:00:00Z")
-    with pytest.raises(report.ReportProblem, match=r"Counted twice: 2026-03-20T00:00:00Z to 2026-04-01"):
+    with pytest.raises(
+        report.ReportProblem,
+        match=r"Counted twice or back in time: report 2 of Labc starts at 2026-03-20T00:00:00Z",
+    ):
         report.check_link(march, twice)
     content = body(1, None, signer_)
     content["period"] = {"from": "2026-04-01T00:00:00Z", "to": "soon"}
