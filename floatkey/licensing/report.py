@@ -111,13 +111,9 @@ def seal_with_card(
 ) -> str:
     """Signed by a PIV key's slot 9A: ``sign_digest`` gets the SHA-256 of the JWS signing
     input and answers the card's signature (DER ECDSA, or RSA PKCS#1 v1.5)."""
-    public_key = certificate.public_key()
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        algorithm = "ES256"
-    elif isinstance(public_key, rsa.RSAPublicKey):
-        algorithm = "RS256"
-    else:
-        raise ValueError("the key's certificate holds neither an EC nor an RSA key")
+    algorithm = card_algorithm(certificate.public_key())
+    if algorithm is None:
+        raise ValueError("the key's certificate holds neither a P-256 EC nor an RSA key")
     header = {
         "alg": algorithm,
         "typ": TYPE,
@@ -133,6 +129,15 @@ def seal_with_card(
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     token = (header_segment + b".." + _b64url(signature)).decode("ascii")
     return _text(report, payload, token)
+
+
+def card_algorithm(public_key: Any) -> str | None:
+    """The JWS algorithm a slot-9A key of this kind signs with; None for any other key."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+        return "ES256"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RS256"
+    return None
 
 
 def _text(report: Mapping[str, Any], payload: bytes, token: str) -> str:
@@ -225,6 +230,11 @@ def open_report(
     elif algorithm in CARD_ALGORITHMS:
         certificate = _certificate(header, ca_cert)
         key = certificate.public_key()
+        # The algorithm follows the certified key, never the header alone (an EC key under
+        # RS256 made pyjwt fail with a TypeError).
+        fits = card_algorithm(key)
+        if fits != algorithm:
+            raise _invalid(f"its signature algorithm {algorithm} does not fit its key certificate ({fits})")
         serial = _serial(certificate)
         signed_by = f"hardware key {serial}"
     else:

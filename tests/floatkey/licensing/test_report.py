@@ -358,3 +358,21 @@ def test_reports_that_leave_time_out_or_count_it_twice_break_the_chain() -> None
     content["period"] = {"from": "2026-04-01T00:00:00Z", "to": "soon"}
     with pytest.raises(report.ReportProblem, match="period"):
         report.open_report(report.seal_with_installation_key(content, key), trusted(key), None)
+
+
+def test_a_header_algorithm_that_does_not_fit_the_certificate_key_is_refused_not_a_crash() -> None:
+    import base64
+    import json as json_
+
+    ca_key, ca_cert = ca.make_ca()
+    card = ec.generate_private_key(ec.SECP256R1())
+    certificate = ca.issue(ca_key, ca_cert, card.public_key(), 1234)
+    text = report.seal_with_card(body(signer_=report.key_signer("1234")), certificate, card_signer(card))
+    token = text.split(report.BEGIN_SIGNATURE + "\n")[1].split("\n")[0]
+    header, _, signature = token.split(".")
+    fields = json_.loads(base64.urlsafe_b64decode(header + "=="))
+    forged = base64.urlsafe_b64encode(json_.dumps({**fields, "alg": "RS256"}).encode()).rstrip(b"=")
+    with pytest.raises(report.ReportProblem) as problem:  # an EC key under RS256: was a TypeError
+        report.open_report(text.replace(token, f"{forged.decode()}..{signature}"), {}, ca_cert)
+    assert problem.value.kind == "invalid"
+    assert "RS256" in problem.value.sentence and "ES256" in problem.value.sentence
