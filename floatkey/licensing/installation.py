@@ -79,7 +79,11 @@ def _create(path: Path) -> None:
 
 def _load(path: Path) -> ed25519.Ed25519PrivateKey:
     try:
-        return signer.load_private_key(path)
+        key = signer.load_private_key(path)
+        if path.stat().st_mode & 0o077:  # whoever can read it can sign this server's reports
+            os.chmod(path, 0o600)
+            logger.warning("the installation key (%s) was readable by others; made owner-only", FILE_NAME)
+        return key
     except OSError as exc:
         why = exc.strerror or "it cannot be read"
     except (ValueError, TypeError, UnsupportedAlgorithm):
