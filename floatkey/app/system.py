@@ -492,7 +492,7 @@ class Floatkey:
             signing,
             since=since,
             until=until,
-            now=self._clock(),
+            clock=self._clock,
             hardware_id=self.machine_id,
         )
 

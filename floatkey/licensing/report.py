@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from floatkey.errors import FloatkeyError
 from floatkey.hardware import piv
 from floatkey.licensing.claims import canonical_json
 from floatkey.licensing.envelope import between
 from floatkey.licensing.signer import key_id
-from floatkey.timeutil import format_time
+from floatkey.timeutil import format_time, parse_time
 
 FORMAT = "floatkey-usage-report/1"
 TYPE = "floatkey-usage-report"
@@ -110,13 +111,9 @@ def seal_with_card(
 ) -> str:
     """Signed by a PIV key's slot 9A: ``sign_digest`` gets the SHA-256 of the JWS signing
     input and answers the card's signature (DER ECDSA, or RSA PKCS#1 v1.5)."""
-    public_key = certificate.public_key()
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        algorithm = "ES256"
-    elif isinstance(public_key, rsa.RSAPublicKey):
-        algorithm = "RS256"
-    else:
-        raise ValueError("the key's certificate holds neither an EC nor an RSA key")
+    algorithm = card_algorithm(certificate.public_key())
+    if algorithm is None:
+        raise ValueError("the key's certificate holds neither a P-256 EC nor an RSA key")
     header = {
         "alg": algorithm,
         "typ": TYPE,
@@ -132,6 +129,15 @@ def seal_with_card(
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     token = (header_segment + b".." + _b64url(signature)).decode("ascii")
     return _text(report, payload, token)
+
+
+def card_algorithm(public_key: Any) -> str | None:
+    """The JWS algorithm a slot-9A key of this kind signs with; None for any other key."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+        return "ES256"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RS256"
+    return None
 
 
 def _text(report: Mapping[str, Any], payload: bytes, token: str) -> str:
@@ -167,6 +173,11 @@ class VerifiedReport:
     def previous_hash(self) -> str | None:
         value = self.content["previous_hash"]
         return None if value is None else str(value)
+
+    @property
+    def period(self) -> tuple[datetime, datetime]:
+        """``from`` and ``to``, checked by :func:`open_report`."""
+        return _period(self.content["period"])
 
     @property
     def license_name(self) -> str:
@@ -219,6 +230,11 @@ def open_report(
     elif algorithm in CARD_ALGORITHMS:
         certificate = _certificate(header, ca_cert)
         key = certificate.public_key()
+        # The algorithm follows the certified key, never the header alone (an EC key under
+        # RS256 made pyjwt fail with a TypeError).
+        fits = card_algorithm(key)
+        if fits != algorithm:
+            raise _invalid(f"its signature algorithm {algorithm} does not fit its key certificate ({fits})")
         serial = _serial(certificate)
         signed_by = f"hardware key {serial}"
     else:
@@ -269,11 +285,19 @@ def _serial(certificate: x509.Certificate) -> str | None:
 
 
 def _read(payload: bytes) -> dict[str, Any]:
-    """The verified content, checked for the shape the chain and the totals need."""
+    """The verified content, checked for the shape the chain and the totals need.
+
+    Only the exact bytes floatkey writes are read: a signed payload that is not canonical
+    JSON (duplicate keys, NaN, other spacing, deep nesting) could mean one thing to this
+    reader and another to the next, and a customer holds the installation key that signs.
+    """
     try:
         report = json.loads(payload)
-    except ValueError:
-        raise _invalid("its content is not JSON") from None
+        canonical = canonical_json(report) == payload
+    except (ValueError, RecursionError):
+        canonical = False
+    if not canonical:
+        raise _invalid("its content is not the canonical JSON floatkey writes")
     if not isinstance(report, dict) or report.get("format") != FORMAT:
         raise _invalid(f"its format is not {FORMAT} (a newer floatkey may read it)")
     sequence = report.get("sequence")
@@ -287,12 +311,25 @@ def _read(payload: bytes) -> dict[str, Any]:
             raise _invalid(f"its {name} is missing")
     if not isinstance(report["license"].get("id"), int) or not isinstance(report.get("hardware_id"), str):
         raise _invalid("it does not name its license and server")
+    try:
+        start, end = _period(report["period"])
+    except (FloatkeyError, TypeError):
+        raise _invalid("its period is not two times") from None
+    if start >= end:
+        raise _invalid("its period ends before it starts")
     features = report["totals"].get("features", {})
     if not isinstance(features, dict) or not all(
         _is_totals(t) for t in [report["totals"], *features.values()]
     ):
         raise _invalid("its totals are not numbers")
     return report
+
+
+def _period(period: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    start, end = parse_time(period.get("from"), "from"), parse_time(period.get("to"), "to")
+    if start is None or end is None:
+        raise TypeError("a period needs both ends")
+    return start, end
 
 
 def _is_totals(totals: Any) -> bool:
@@ -329,6 +366,7 @@ def check_link(previous: VerifiedReport, report: VerifiedReport) -> None:
             "chain",
             f"The reports are of different licenses ({previous.license_name}, {report.license_name}).",
         )
+    _check_signers(previous, report)
     if previous.sequence >= report.sequence:
         raise ReportProblem(
             "chain",
@@ -348,6 +386,39 @@ def check_link(previous: VerifiedReport, report: VerifiedReport) -> None:
             f"Report {report.sequence} does not follow the report {previous.sequence} given: it names "
             "another previous report (one of them was replaced, or they are of two installations).",
         )
+    # Sequence and hash hold, and yet a report may leave time out of every report or count it again.
+    (_, previous_end), (start, _) = previous.period, report.period
+    if start > previous_end:
+        raise ReportProblem(
+            "chain",
+            f"Not reported: {format_time(previous_end)} to {format_time(start)} of {report.license_name} "
+            f"is in no report: report {report.sequence} starts later than report {previous.sequence} "
+            "ended (made with --from?); ask the customer for that period.",
+        )
+    if start < previous_end:
+        raise ReportProblem(
+            "chain",
+            f"Counted twice or back in time: report {report.sequence} of {report.license_name} starts "
+            f"at {format_time(start)}, before report {previous.sequence} ended "
+            f"({format_time(previous_end)}); usage in both periods is in both reports.",
+        )
+
+
+def _check_signers(previous: VerifiedReport, report: VerifiedReport) -> None:
+    """One license's reports are signed alike: by keys of its set (any of them, in turns),
+    or by one installation key. An installation-key report in a key-bound license's chain
+    was made without the key, and the customer holds that key; another installation key
+    is another installation continuing the chain."""
+    kinds = previous.content["signer"].get("type"), report.content["signer"].get("type")
+    if kinds[0] == kinds[1] and (kinds[0] != "installation_key" or previous.signed_by == report.signed_by):
+        return
+    other = "another installation's key" if kinds[0] == kinds[1] else "another kind of key"
+    raise ReportProblem(
+        "chain",
+        f"Report {report.sequence} of {report.license_name} is signed by {report.signed_by}, "
+        f"report {previous.sequence} by {previous.signed_by}: {other} signs it now. If you did "
+        "not rebind the license, the report was not made where the license lives.",
+    )
 
 
 def check_chain(reports: list[VerifiedReport]) -> list[str]:

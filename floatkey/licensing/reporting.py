@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,10 +61,28 @@ def make_report(
     *,
     since: Any,
     until: Any,
+    clock: Callable[[], datetime],
+    hardware_id: str,
+) -> dict[str, Any]:
+    """The next report of ``entry``'s license over ``[since, until)``, stored in its chain.
+
+    The clock is read and the buckets are taken under the lock: a report that read them
+    before another report ended would start after its own end (refused) or miss what
+    happened meanwhile.
+    """
+    with _lock:
+        return _make_report(storage, entry, signing, since, until, clock(), hardware_id)
+
+
+def _make_report(
+    storage: Storage,
+    entry: LicenseEntry,
+    signing: Signing,
+    since: Any,
+    until: Any,
     now: datetime,
     hardware_id: str,
 ) -> dict[str, Any]:
-    """The next report of ``entry``'s license over ``[since, until)``, stored in its chain."""
     end = as_utc(until, "to") or now
     if end > now:
         raise FloatkeyError(
@@ -74,35 +92,34 @@ def make_report(
         )
     license_object = lic.ask(entry.ref, lic.LicenseObject(), signing.timeout)
     places = lic.ask(entry.ref, lic.UsageBuckets(), signing.timeout)
-    with _lock:
-        chain = records.load_report_chain(storage, entry.license_id)
-        start = as_utc(since, "from") or _default_start(chain, places, end)
-        if start >= end:
-            raise FloatkeyError(
-                "usage_range_not_valid",
-                f"'from' ({format_time(start)}) must be before 'to' ({format_time(end)}).",
-            )
-        sequence = 1 if chain is None else int(chain["sequence"]) + 1
-        # Back to back: the buckets both reports touch count here for what the last one did not.
-        follows = chain is not None and as_utc(chain["to"], "to") == start
-        reported = cells_from_record(chain.get("cells", []) if follows and chain else [])
-        features = [f["code"] for f in license_object.get("product_features", [])]
-        body = report.content(
-            license=_license(storage, entry.license_id, license_object),
-            start=start,
-            end=end,
-            totals=_totals(places, start, end, now, features, reported),
-            sequence=sequence,
-            previous_hash=None if chain is None else chain["hash"],
-            hardware_id=hardware_id,
-            created_at=now,
-            signer={},
+    chain = records.load_report_chain(storage, entry.license_id)
+    start = as_utc(since, "from") or _default_start(chain, places, end)
+    if start >= end:
+        raise FloatkeyError(
+            "usage_range_not_valid",
+            f"'from' ({format_time(start)}) must be before 'to' ({format_time(end)}).",
         )
-        text, signed_by = _sign(body, entry, signing)
-        digest = report.content_hash(canonical_json(body))
-        cells = reported_cells(places, end.timestamp(), now.timestamp(), reported)
-        head = records.report_chain_record(sequence, digest, end, now, cells_record(cells))
-        storage.wait(storage.write(records.report_chain_ops(entry.license_id, head)), signing.timeout)
+    sequence = 1 if chain is None else int(chain["sequence"]) + 1
+    # Back to back: the buckets both reports touch count here for what the last one did not.
+    follows = chain is not None and as_utc(chain["to"], "to") == start
+    reported = cells_from_record(chain.get("cells", []) if follows and chain else [])
+    features = [f["code"] for f in license_object.get("product_features", [])]
+    body = report.content(
+        license=_license(storage, entry.license_id, license_object),
+        start=start,
+        end=end,
+        totals=_totals(places, start, end, now, features, reported),
+        sequence=sequence,
+        previous_hash=None if chain is None else chain["hash"],
+        hardware_id=hardware_id,
+        created_at=now,
+        signer={},
+    )
+    text, signed_by = _sign(body, entry, signing)
+    digest = report.content_hash(canonical_json(body))
+    cells = reported_cells(places, end.timestamp(), now.timestamp(), reported)
+    head = records.report_chain_record(sequence, digest, end, now, cells_record(cells))
+    storage.wait(storage.write(records.report_chain_ops(entry.license_id, head)), signing.timeout)
     logger.info(
         "usage report %d of license %d made (%s to %s), signed by %s",
         sequence,

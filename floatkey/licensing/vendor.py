@@ -20,7 +20,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -246,7 +246,8 @@ def verify_reports(args: argparse.Namespace) -> int:
         opened.append(verified)
     if status:
         return status
-    problems = report.check_chain(opened) if folder else []
+    # In a folder, --previous joins its license's chain: the folder's first report must follow it.
+    problems = report.check_chain([previous, *opened] if previous else opened) if folder else []
     if not folder:
         for earlier, later in zip([previous, *opened], opened, strict=False):
             if earlier is None:
@@ -256,7 +257,7 @@ def verify_reports(args: argparse.Namespace) -> int:
             except report.ReportProblem as problem:
                 problems.append(problem.sentence)
     for sentence in problems:
-        print(f"chain broken: {sentence}", file=sys.stderr)
+        _say(f"chain broken: {sentence}", sys.stderr)
     if problems:
         return EXIT_BROKEN_CHAIN
     if len(opened) + (previous is not None) > 1:
@@ -270,9 +271,9 @@ def _open_report(path: Path, keys: dict[str, Any], ca_cert: Any) -> report.Verif
             data = file.read(report.MAX_REPORT_SIZE + 1)
         return report.open_report(data, keys, ca_cert)
     except report.ReportProblem as problem:
-        print(f"{path}: not valid: {problem.sentence}", file=sys.stderr)
+        _say(f"{path}: not valid: {problem.sentence}", sys.stderr)
     except OSError as exc:
-        print(f"{path}: cannot be read: {exc.strerror}", file=sys.stderr)
+        _say(f"{path}: cannot be read: {exc.strerror}", sys.stderr)
     return None
 
 
@@ -280,15 +281,23 @@ def _print_report(path: Path, verified: report.VerifiedReport) -> None:
     body = verified.content
     lic = body["license"]
     period = body["period"]
-    print(
+    _say(
         f"{path}: valid, signed by {verified.signed_by}: report {verified.sequence} of "
         f"{verified.license_name} (product {lic.get('product')}, key {lic.get('license_key')}), "
         f"{period.get('from')} to {period.get('to')}, made {body.get('created_at')} on {body['hardware_id']}"
     )
     totals = body["totals"]
-    print(f"  license: {_shown(totals)}")
+    _say(f"  license: {_shown(totals)}")
     for code, feature in sorted(totals.get("features", {}).items()):
-        print(f"  feature {code}: {_shown(feature)}")
+        _say(f"  feature {code}: {_shown(feature)}")
+
+
+def _say(line: str, file: TextIO | None = None) -> None:
+    """Print one line with what a report says in it, its control characters escaped: a
+    signed report may still carry ANSI escapes or a bidi override in a name, which would
+    repaint or reorder the vendor's terminal (a forged "valid" line, hidden text)."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+    print(shown, file=file or sys.stdout)
 
 
 def _shown(totals: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ has the key-bound reports).
 
 from __future__ import annotations
 
+import itertools
 import json
 import stat
 import subprocess
@@ -247,3 +248,69 @@ def test_a_vendor_licenses_report_names_its_uid_and_verifies_with_the_request(tm
     checked = floatkey("vendor", "verify-report", str(path), "--request", str(asked))
     assert checked.returncode == 0, checked.stderr
     assert f"report 1 of {installed.json()['license_uid']} (product cad" in checked.stdout
+
+
+def test_a_damaged_installation_key_refuses_reports_and_requests_and_is_never_replaced(
+    server: ServerProcess,
+) -> None:
+    lid = server.add_license(product="cad")["id"]
+    path = server.data_dir / installation.FILE_NAME
+    for damaged in (b"", b"-----BEGIN PRIVATE KEY-----\ncut short by a crash"):
+        path.write_bytes(damaged)  # e.g. a disk that filled up, or a crash while it was written
+        for answer in (
+            server.get("/api/v4/license/report", params={"license_id": lid}),
+            server.post("/api/v4/license/generate", {"product": "cad"}),
+        ):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["code"] == "service_unavailable"
+            message = answer.json()["message"]
+            assert installation.FILE_NAME in message and "backup" in message, message
+        assert path.read_bytes() == damaged  # a new key would break the vendor's trust
+    assert "installation key" in server.log and "cannot be read" in server.log
+    assert "cut short" not in server.log  # what the file holds is never logged
+    path.unlink()
+    assert make_report(server, lid)["sequence"] == 1  # the refusals moved nothing
+
+
+def test_reports_made_at_once_take_distinct_sequences_in_one_chain(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.server import sdk_session
+
+    lid = server.add_license(product="cad")["id"]
+    keys = installation_keys(server)
+
+    def one(_: int) -> dict[str, Any]:
+        with sdk_session() as session:  # a connection each: the requests really overlap
+            answer = session.get(
+                server.url + "/api/v4/license/report", params={"license_id": lid}, timeout=60
+            )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(one, range(6)))
+    assert sorted(m["sequence"] for m in made) == [1, 2, 3, 4, 5, 6]
+    opened = [report.open_report(m["report"], keys, None) for m in made]
+    assert report.check_chain(opened) == []
+    by_sequence = sorted(opened, key=lambda r: r.sequence)
+    for earlier, later in itertools.pairwise(by_sequence):
+        report.check_link(earlier, later)
+
+
+def test_a_report_lost_to_a_crash_shows_as_a_broken_link_not_a_reused_number(
+    server: ServerProcess,
+) -> None:
+    lid = server.add_license(product="cad")["id"]
+    keys = installation_keys(server)
+    first = report.open_report(make_report(server, lid)["report"], keys, None)
+    make_report(server, lid)  # report 2: stored, but say the answer never reached anyone
+    server.kill()
+    server.start()
+    third = report.open_report(make_report(server, lid)["report"], keys, None)
+    assert third.sequence == 3  # the stored head survived the kill: no number is used twice
+    problems = report.check_chain([first, third])
+    assert len(problems) == 1 and "Missing: report 2" in problems[0]

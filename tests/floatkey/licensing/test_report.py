@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from floatkey.licensing.claims import canonical_json
 from floatkey.usage.buckets import HOUR, MINUTE, Bucket, compact
 from floatkey.usage.totals import reported_cells, totals
 
+MONTH = timedelta(days=30)
 T0 = 1_780_000_000 - 1_780_000_000 % HOUR  # an hour's start
 
 
@@ -49,8 +51,8 @@ def body(
 ) -> dict[str, Any]:
     return report.content(
         license={"id": 3, "license_uid": "Labc", "license_key": "K-1", "product": "cad"},
-        start=datetime(2026, 3, 1, tzinfo=UTC),
-        end=datetime(2026, 4, 1, tzinfo=UTC),
+        start=datetime(2026, 3, 1, tzinfo=UTC) + (sequence - 1) * MONTH,  # back to back
+        end=datetime(2026, 3, 1, tzinfo=UTC) + sequence * MONTH,
         totals={"consumptions": 4, "peak_seats": 2, "seat_hours": 1.5, "refusals": {}, "features": {}},
         sequence=sequence,
         previous_hash=previous,
@@ -199,3 +201,178 @@ def test_back_to_back_reports_count_the_minute_and_the_hour_they_meet_in_once() 
     third = totals(compacted, split, T0 + HOUR, reported=cells)[""]
     assert (third.consumptions, third.refusals) == (3, {"floating_not_available": 1})
     assert third.seat_seconds == second.seat_seconds
+
+
+def signed_content(key: ed25519.Ed25519PrivateKey, payload: bytes) -> str:
+    """A report whose content is exactly ``payload``, validly signed (a customer holds the key)."""
+    import jwt
+
+    headers = {"kid": signer.key_id(key.public_key()), "typ": report.TYPE}
+    token = jwt.api_jws.encode(payload, key, algorithm="EdDSA", headers=headers, is_payload_detached=True)
+    return (
+        f"{report.BEGIN_CONTENT}\n{payload.decode('ascii')}\n{report.END_CONTENT}\n"
+        f"{report.BEGIN_SIGNATURE}\n{token}\n{report.END_SIGNATURE}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        # Two readers of the same signed bytes must not see two reports: first or last key wins?
+        (
+            "duplicate key",
+            lambda p: p.replace(b'"consumptions": 4', b'"consumptions": 4,\n    "consumptions": 400'),
+        ),
+        ("NaN", lambda p: p.replace(b'"seat_hours": 1.5', b'"seat_hours": NaN')),
+        ("Infinity", lambda p: p.replace(b'"peak_seats": 2', b'"peak_seats": Infinity')),
+        ("not canonical", lambda p: json.dumps(json.loads(p)).encode()),
+        (
+            "deeply nested",
+            lambda p: p.replace(b'"refusals": {}', b'"refusals": ' + b"[" * 100_000 + b"]" * 100_000),
+        ),
+    ],
+)
+def test_signed_content_that_floatkey_never_writes_is_refused_not_read(name: str, edit: Any) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    payload = canonical_json(body(1, None, report.installation_signer(key.public_key())))
+    assert report.open_report(signed_content(key, payload), trusted(key), None).sequence == 1
+    with pytest.raises(report.ReportProblem) as problem:
+        report.open_report(signed_content(key, edit(payload)), trusted(key), None)
+    assert problem.value.kind == "invalid", name
+    assert "canonical JSON" in problem.value.sentence
+
+
+def test_verify_report_prints_control_characters_of_a_report_escaped(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from floatkey.licensing import vendor
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(signer.public_pem(key.public_key()))
+    files = []
+    previous = None
+    for sequence in (1, 3):  # a gap, so that the chain's sentence names the license too
+        content = body(sequence, previous, report.installation_signer(key.public_key()))
+        # JSON carries them as \u001b: signed, valid, and an escape sequence once parsed.
+        content["license"] |= {
+            "product": "\x1b[2J\x1b[Hcad",
+            "license_uid": "L\x1b]0;ok\x07",
+            "license_key": "\u202ek",
+        }
+        content["totals"]["features"] = {"f\x1b[8m": content["totals"] | {"features": None}}
+        del content["totals"]["features"]["f\x1b[8m"]["features"]
+        content["hardware_id"] = "hw\r\n"
+        path = tmp_path / f"{sequence}.report"
+        path.write_text(report.seal_with_installation_key(content, key))
+        files.append(str(path))
+        previous = report.content_hash(canonical_json(content))
+    status = vendor.main(["verify-report", *files, "--installation-key", str(pem)])
+    out, err = capsys.readouterr()
+    assert status == vendor.EXIT_BROKEN_CHAIN
+    assert "valid, signed by" in out and "Missing: report 2" in err
+    for text in (out, err):
+        assert not any(c in text for c in "\x1b\x07\r\u202e"), text
+    assert "\\x1b[2J\\x1b[Hcad" in out and "\\u202ek" in out and "L\\x1b]0;ok\\x07" in err
+
+
+def test_verify_report_checks_a_folder_against_the_previous_report_given(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from floatkey.licensing import vendor
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(signer.public_pem(key.public_key()))
+    one, two, three, four = chain(key, 4)
+    (tmp_path / "1.report").write_text(one)
+    folder = tmp_path / "april"
+    folder.mkdir()
+    (folder / "3.report").write_text(three)
+    (folder / "4.report").write_text(four)
+    given = ["verify-report", str(folder), "--installation-key", str(pem), "--previous"]
+    assert vendor.main([*given, str(tmp_path / "1.report")]) == vendor.EXIT_BROKEN_CHAIN
+    assert "Missing: report 2 of Labc" in capsys.readouterr().err
+    (tmp_path / "2.report").write_text(two)
+    assert vendor.main([*given, str(tmp_path / "2.report")]) == 0
+    assert "chain: every report follows the one before it" in capsys.readouterr().out
+
+
+def test_a_chain_is_signed_by_one_kind_of_key_and_one_installation_key() -> None:
+    ca_key, ca_cert = ca.make_ca()
+    card = ec.generate_private_key(ec.SECP256R1())
+    certificate = ca.issue(ca_key, ca_cert, card.public_key(), 1234)
+    first = body(1, None, report.key_signer("1234"))
+    one = report.open_report(report.seal_with_card(first, certificate, card_signer(card)), {}, ca_cert)
+    # The key-bound license's next report, signed without the key by the installation key
+    # (which the customer holds, so it could say anything), names report 1 as it should.
+    key = ed25519.Ed25519PrivateKey.generate()
+    text = report.seal_with_installation_key(
+        body(2, one.hash, report.installation_signer(key.public_key())), key
+    )
+    unkeyed = report.open_report(text, trusted(key), ca_cert)
+    with pytest.raises(report.ReportProblem, match=r"signed by installation key .* report 1 by hardware key"):
+        report.check_link(one, unkeyed)
+    # Another installation continuing a chain (a copy of the data directory without its key).
+    own = report.open_report(chain(key, 1)[0], trusted(key), None)
+    other = ed25519.Ed25519PrivateKey.generate()
+    text = report.seal_with_installation_key(
+        body(2, own.hash, report.installation_signer(other.public_key())), other
+    )
+    copied = report.open_report(text, trusted(other), None)
+    (problem,) = report.check_chain([own, copied])
+    assert "signed by installation key" in problem and "another installation" in problem, problem
+    # Two keys of a key-bound license's set take turns: the chain holds.
+    spare = ec.generate_private_key(ec.SECP256R1())
+    spare_cert = ca.issue(ca_key, ca_cert, spare.public_key(), 5678)
+    second = body(2, one.hash, report.key_signer("5678"))
+    two = report.open_report(report.seal_with_card(second, spare_cert, card_signer(spare)), {}, ca_cert)
+    report.check_link(one, two)
+
+
+def test_reports_that_leave_time_out_or_count_it_twice_break_the_chain() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    signer_ = report.installation_signer(key.public_key())
+
+    def made(sequence: int, previous: str | None, start: str, end: str) -> report.VerifiedReport:
+        content = body(sequence, previous, signer_)
+        content["period"] = {"from": start, "to": end}
+        return report.open_report(report.seal_with_installation_key(content, key), trusted(key), None)
+
+    march = made(1, None, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")
+    april = made(2, march.hash, "2026-04-01T00:00:00Z", "2026-05-01T00:00:00Z")
+    report.check_link(march, april)
+    # Report 2 skips a busy week: sequence and hash hold, but that week is in no report.
+    skipped = made(2, march.hash, "2026-04-08T00:00:00Z", "2026-05-01T00:00:00Z")
+    with pytest.raises(
+        report.ReportProblem, match=r"Not reported: 2026-04-01T00:00:00Z to 2026-04-08T00:00:00Z of Labc"
+    ):
+        report.check_link(march, skipped)
+    twice = made(2, march.hash, "2026-03-20T00:00:00Z", "2026-05-01T00:00:00Z")
+    with pytest.raises(
+        report.ReportProblem,
+        match=r"Counted twice or back in time: report 2 of Labc starts at 2026-03-20T00:00:00Z",
+    ):
+        report.check_link(march, twice)
+    content = body(1, None, signer_)
+    content["period"] = {"from": "2026-04-01T00:00:00Z", "to": "soon"}
+    with pytest.raises(report.ReportProblem, match="period"):
+        report.open_report(report.seal_with_installation_key(content, key), trusted(key), None)
+
+
+def test_a_header_algorithm_that_does_not_fit_the_certificate_key_is_refused_not_a_crash() -> None:
+    import base64
+    import json as json_
+
+    ca_key, ca_cert = ca.make_ca()
+    card = ec.generate_private_key(ec.SECP256R1())
+    certificate = ca.issue(ca_key, ca_cert, card.public_key(), 1234)
+    text = report.seal_with_card(body(signer_=report.key_signer("1234")), certificate, card_signer(card))
+    token = text.split(report.BEGIN_SIGNATURE + "\n")[1].split("\n")[0]
+    header, _, signature = token.split(".")
+    fields = json_.loads(base64.urlsafe_b64decode(header + "=="))
+    forged = base64.urlsafe_b64encode(json_.dumps({**fields, "alg": "RS256"}).encode()).rstrip(b"=")
+    with pytest.raises(report.ReportProblem) as problem:  # an EC key under RS256: was a TypeError
+        report.open_report(text.replace(token, f"{forged.decode()}..{signature}"), {}, ca_cert)
+    assert problem.value.kind == "invalid"
+    assert "RS256" in problem.value.sentence and "ES256" in problem.value.sentence
