@@ -1,16 +1,18 @@
 """The features scenario: what usage history, metrics, the audit trail and the request log
 each cost the register mix (docs/benchmarks.md, "Features pay their way").
 
-One floatkey server with every feature on, and one per feature with only that feature
-off, all on the same settings and pinned to the same CPU, each with its own data directory
-and license. Each round measures every feature as a pair of adjacent runs, the "on"
-server and that feature's "off" server, the pair's order alternating from one round to
-the next: a first version drove the servers in a fixed order (on, usage off, metrics off,
-...) and the first run of every round came out about 5 % slower, the control included, so
-position, not the features, made the difference. A feature's ratio is its on/off
-throughput over its pairs: the lower of the median of the pairs' ratios and best against
-best (``judged_ratio``), with the same rule for the server CPU each request took (off/on),
-which a busy machine disturbs less than throughput.
+Per feature, one floatkey server with only that feature off and a twin with every feature
+on, all on the same settings and pinned to the same CPU, each with its own data directory
+and license (a twin per pair, so that both servers of a pair have served the same runs:
+a single "on" server shared by every pair served four times the runs, held more seats and
+history, and came out slower even against the control). Each round measures every
+feature as a pair of adjacent runs, its "on" twin and its "off" server, the pair's order
+alternating from one round to the next: a first version drove the servers in a fixed
+order (on, usage off, metrics off, ...) and the first run of every round came out about
+5 % slower, the control included, so position, not the features, made the difference. A
+feature's ratio is its on/off throughput over its pairs: the lower of the median of the
+pairs' ratios and best against best (``judged_ratio``), with the same rule for the server
+CPU each request took (off/on), which a busy machine disturbs less than throughput.
 
 Metrics have a setting (``metrics.enabled: false``: no request timing, no commit
 histograms, no /metrics; the collectors run only when /metrics is scraped, so the mix
@@ -69,14 +71,19 @@ def features_scenario(
     report.fact("load", describe_rounds(load, rounds, warmup))
     report.fact(
         "servers",
-        f"{1 + len(VARIANTS)} floatkey servers (all on; each feature off in turn), threadPool "
-        f"{settings.thread_pool}, cpuAffinity {settings.cpu_affinity}, driven one at a time",
+        f"{2 * len(VARIANTS)} floatkey servers (per feature: one with it off, a twin with all on), "
+        f"threadPool {settings.thread_pool}, cpuAffinity {settings.cpu_affinity}, driven one at a time",
     )
-    servers: dict[Variant, Process] = {}
+    # Each feature's "off" server has a twin with every feature on, so that both of a pair
+    # have served the same runs: one "on" server shared by every pair served four times the
+    # runs, held more seats and history, and came out slower even against the control.
+    servers: dict[tuple[Variant, Variant], Process] = {}
     try:
-        for variant in (ALL_ON, *VARIANTS):
-            servers[variant] = start_variant(workdir / variant.name, variant, settings)
-            add_bench_license(servers[variant].url)
+        for variant in VARIANTS:
+            for which in (ALL_ON, variant):
+                name = f"{variant.name}-{'on' if which is ALL_ON else 'off'}"
+                servers[variant, which] = start_variant(workdir / name, which, settings)
+                add_bench_license(servers[variant, which].url)
         warm = Load(connections=load.connections, threads=load.threads, seconds=warmup, span=load.span)
         for server in servers.values():
             run_wrk(server.url, warm, PRODUCT, tag="w")
@@ -87,7 +94,7 @@ def features_scenario(
                 on, off = pairs[variant]
                 order = [(ALL_ON, on), (variant, off)]
                 for which, runs in order if i % 2 == 0 else reversed(order):
-                    server = servers[which]
+                    server = servers[variant, which]
                     result, cores = measured(
                         server, server.url, load, PRODUCT, f"{which.name[:2]}{variant.name[:2]}{i}"
                     )
