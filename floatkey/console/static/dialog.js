@@ -3,10 +3,25 @@
 
 import { clear, el } from './dom.js';
 
+/** Open ``dialog`` with ``focus`` focused; when it closes, give focus back to where it
+ * was and call ``closed``. */
+function show(dialog, focus, closed) {
+  const before = document.activeElement;
+  dialog.addEventListener(
+    'close',
+    () => {
+      if (before instanceof HTMLElement && before.isConnected) before.focus();
+      closed();
+    },
+    { once: true },
+  );
+  dialog.showModal();
+  focus.focus();
+}
+
 /** Ask ``question``; resolves true when the person confirms with ``action``. */
 export function confirmDialog(title, question, action) {
   const dialog = document.getElementById('dialog');
-  const before = document.activeElement;
   return new Promise((resolve) => {
     let answer = false;
     const cancel = el('button', { type: 'button', class: 'secondary', onclick: () => dialog.close() }, 'Cancel');
@@ -27,23 +42,13 @@ export function confirmDialog(title, question, action) {
       el('p', {}, question),
       el('div', { class: 'actions' }, cancel, confirm),
     );
-    dialog.addEventListener(
-      'close',
-      () => {
-        if (before instanceof HTMLElement && before.isConnected) before.focus();
-        resolve(answer);
-      },
-      { once: true },
-    );
-    dialog.showModal();
-    cancel.focus();
+    show(dialog, cancel, () => resolve(answer));
   });
 }
 
 /** Ask for one value (a new password): resolves the text, or null when cancelled. */
 export function askDialog(title, label, { type = 'text', hint = '', action = 'Save' } = {}) {
   const dialog = document.getElementById('dialog');
-  const before = document.activeElement;
   return new Promise((resolve) => {
     let answer = null;
     const input = el('input', { type, id: 'dialog-input', autocomplete: type === 'password' ? 'new-password' : 'off', required: true });
@@ -65,15 +70,6 @@ export function askDialog(title, label, { type = 'text', hint = '', action = 'Sa
       dialog.close();
     });
     clear(dialog).append(form);
-    dialog.addEventListener(
-      'close',
-      () => {
-        if (before instanceof HTMLElement && before.isConnected) before.focus();
-        resolve(answer);
-      },
-      { once: true },
-    );
-    dialog.showModal();
-    input.focus();
+    show(dialog, input, () => resolve(answer));
   });
 }
