@@ -7,7 +7,8 @@ reads the claims for meaning: a license file is hostile input until then.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -52,22 +53,13 @@ def open_file(data: bytes | str, trusted: Mapping[str, ed25519.Ed25519PublicKey]
     ``license_file_invalid`` when it is not a license file or the signature does not match
     its content; ``license_file_unknown_signer`` when its key is not trusted here.
     """
-    if isinstance(data, bytes):
-        if len(data) > MAX_FILE_SIZE:
-            raise invalid("it is larger than any license file")
-        try:
-            data = data.decode("ascii")
-        except UnicodeDecodeError:
-            raise invalid("it holds characters a license file never has") from None
-    if not data.isascii():
-        raise invalid("it holds characters a license file never has")
-    text = data.replace("\r\n", "\n")
-    payload = _between(text, BEGIN_CLAIMS, END_CLAIMS)
-    token = _between(text, BEGIN_SIGNATURE, END_SIGNATURE).strip()
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise invalid("its signature block is damaged") from None
+    payload, token, header = unwrap(
+        data,
+        (BEGIN_CLAIMS, END_CLAIMS, BEGIN_SIGNATURE, END_SIGNATURE),
+        MAX_FILE_SIZE,
+        "license file",
+        invalid,
+    )
     kid = header.get("kid")
     if header.get("alg") != "EdDSA" or header.get("typ") != TYPE or not isinstance(kid, str):
         raise invalid("its signature is not a floatkey license signature")
@@ -80,26 +72,50 @@ def open_file(data: bytes | str, trusted: Mapping[str, ed25519.Ed25519PublicKey]
             "the vendor for a file signed with a key listed there.",
         )
     try:
-        jwt.api_jws.decode_complete(
-            token, key, algorithms=["EdDSA"], detached_payload=payload.encode("ascii")
-        )
+        jwt.api_jws.decode_complete(token, key, algorithms=["EdDSA"], detached_payload=payload)
     except jwt.PyJWTError:
         raise invalid("its signature does not match its content (was it edited?)") from None
-    claims = claims_from_json(payload.encode("ascii"))
+    claims = claims_from_json(payload)
     if claims.kid != kid:
         raise invalid("the key named in its claims is not the key that signed it")
     return claims
 
 
-def _between(text: str, begin: str, end: str) -> str:
+def unwrap(
+    data: bytes | str,
+    lines: tuple[str, str, str, str],
+    max_size: int,
+    what: str,
+    invalid: Callable[[str], Exception],
+) -> tuple[bytes, str, dict[str, Any]]:
+    """The signed content, the JWS and its header (not yet trusted) of a file made of
+    content between two ``lines`` and a signature between two more: a license file or a
+    usage report (``what``). Too large, not ASCII, or not in that shape: ``invalid(why)``."""
+    if len(data) > max_size:
+        raise invalid(f"it is larger than any {what}")
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise invalid(f"it holds characters a {what} never has") from None
+    if not data.isascii():
+        raise invalid(f"it holds characters a {what} never has")
+    text = data.replace("\r\n", "\n")
+    begin_content, end_content, begin_signature, end_signature = lines
     try:
-        return between(text, begin, end)
+        payload = between(text, begin_content, end_content).encode("ascii")
+        token = between(text, begin_signature, end_signature).strip()
     except ValueError as exc:
         raise invalid(str(exc)) from None
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise invalid("its signature block is damaged") from None
+    return payload, token, header
 
 
 def between(text: str, begin: str, end: str) -> str:
-    """The text between the line ``begin`` and the line ``end`` (usage reports share this)."""
+    """The text between the line ``begin`` and the line ``end``."""
     start = text.find(begin + "\n")
     stop = text.find("\n" + end, start)
     if start < 0 or stop < 0:

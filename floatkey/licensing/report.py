@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from floatkey.errors import FloatkeyError
 from floatkey.hardware import piv
 from floatkey.licensing.claims import canonical_json
-from floatkey.licensing.envelope import between
+from floatkey.licensing.envelope import unwrap
 from floatkey.licensing.signer import key_id
 from floatkey.timeutil import format_time, parse_time
 
@@ -192,27 +192,13 @@ def open_report(
 ) -> VerifiedReport:
     """Verify a report's signature, then read it. ``installation_keys`` (kid -> key) are the
     keys learned from activation requests; ``ca_cert`` the vendor CA that certifies keys."""
-    if isinstance(data, bytes):
-        if len(data) > MAX_REPORT_SIZE:
-            raise _invalid("it is larger than any usage report")
-        try:
-            data = data.decode("ascii")
-        except UnicodeDecodeError:
-            raise _invalid("it holds characters a report never has") from None
-    if len(data) > MAX_REPORT_SIZE:
-        raise _invalid("it is larger than any usage report")
-    if not data.isascii():
-        raise _invalid("it holds characters a report never has")
-    text = data.replace("\r\n", "\n")
-    try:
-        payload = between(text, BEGIN_CONTENT, END_CONTENT).encode("ascii")
-        token = between(text, BEGIN_SIGNATURE, END_SIGNATURE).strip()
-    except ValueError as exc:
-        raise _invalid(str(exc)) from None
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise _invalid("its signature block is damaged") from None
+    payload, token, header = unwrap(
+        data,
+        (BEGIN_CONTENT, END_CONTENT, BEGIN_SIGNATURE, END_SIGNATURE),
+        MAX_REPORT_SIZE,
+        "usage report",
+        _invalid,
+    )
     if header.get("typ") != TYPE:
         raise _invalid("its signature is not a floatkey usage report signature")
     algorithm = header.get("alg")
