@@ -61,12 +61,12 @@ def intact(tmp_path_factory) -> Path:
     return filled(tmp_path_factory.mktemp("intact") / "data")
 
 
-def damaged_copy(intact: Path, tmp_path: Path, damage: str) -> Path:
+def damaged_copy(intact: Path, tmp_path: Path, damage: str, damages: dict = DAMAGES) -> Path:
     directory = tmp_path / "data"
     directory.mkdir(mode=0o700)
     path = directory / "data.mdb"
     path.write_bytes(intact.read_bytes())
-    DAMAGES[damage][0](path)
+    damages[damage][0](path)
     return path
 
 
@@ -140,18 +140,9 @@ LOADED_DAMAGES = {
 }
 
 
-def loaded_damage_copy(intact: Path, tmp_path: Path, damage: str) -> Path:
-    directory = tmp_path / "data"
-    directory.mkdir(mode=0o700)
-    path = directory / "data.mdb"
-    path.write_bytes(intact.read_bytes())
-    LOADED_DAMAGES[damage][0](path)
-    return path
-
-
 @pytest.mark.parametrize("damage", sorted(LOADED_DAMAGES))
 def test_the_load_of_licenses_and_seats_is_their_check(intact, tmp_path, damage):
-    path = loaded_damage_copy(intact, tmp_path, damage)
+    path = damaged_copy(intact, tmp_path, damage, LOADED_DAMAGES)
     before = path.read_bytes()
     # The read-through leaves the loaded databases to the load: it passes this file...
     storage = Storage(path.parent, preload=Preload(records.BOOK_DATABASES, lambda storage: None))
@@ -176,7 +167,7 @@ def test_the_load_of_licenses_and_seats_is_their_check(intact, tmp_path, damage)
 
 @pytest.mark.parametrize("damage", sorted(LOADED_DAMAGES))
 def test_serve_on_damaged_licenses_or_seats_exits_2_with_the_restore_procedure(intact, tmp_path, damage):
-    path = loaded_damage_copy(intact, tmp_path, damage)
+    path = damaged_copy(intact, tmp_path, damage, LOADED_DAMAGES)
     before = path.read_bytes()
     done = serve_once(path.parent, tmp_path)
     assert done.returncode == 2, done.stderr
