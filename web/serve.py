@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from typing import Any
 
@@ -10,7 +9,7 @@ import cherrypy
 from cherrypy.process import plugins
 
 from floatkey.app import affinity, bench_switches
-from floatkey.app.collector import ActorFreezer
+from floatkey.app.collector import ActorFreezer, freeze_start_up_objects, pause_collector_for_start_up
 from floatkey.app.config import Settings
 from floatkey.app.system import Floatkey
 from floatkey.audit import origin as origins
@@ -47,33 +46,6 @@ def mount(
     app = build_app(fk, settings, table, config)
     cherrypy.tree.apps[""] = app
     return app
-
-
-def pause_collector_for_start_up() -> None:
-    """Collect what the imports left, then no collection until ``freeze_start_up_objects``.
-
-    The start-up makes millions of objects that live as long as the process and hold no
-    cycle (the licenses and seats loaded): collections triggered by their number walked
-    them all, twice, 0.3-0.8 s of a 1,000,000-seat restart, and found nothing.
-    """
-    gc.collect()
-    gc.disable()
-
-
-def freeze_start_up_objects() -> int:
-    """Hide what start-up left alive (modules, the licenses and seats loaded) from the collector.
-
-    A full collection holds the interpreter lock, so every request waits for it; it walks
-    every tracked object, and most of them live as long as the process. Frozen, they are
-    never walked again. They are still freed when their last reference goes; only a
-    reference cycle among them would outlive its use, and the loaded licenses and seats
-    hold none (actor refs point back to their actors weakly). Frozen without a collection
-    first: ``pause_collector_for_start_up`` collected before the start-up, which makes no
-    garbage worth a walk of everything. Returns how many objects were frozen.
-    """
-    gc.freeze()
-    gc.enable()
-    return gc.get_freeze_count()
 
 
 def serve(settings: Settings, fk: Floatkey) -> None:

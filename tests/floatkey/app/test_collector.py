@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from floatkey import Floatkey, Settings
-from floatkey.app.collector import FREEZE_AFTER, ActorFreezer
-from floatkey.web.serve import freeze_start_up_objects, pause_collector_for_start_up
+from floatkey.app.collector import (
+    FREEZE_AFTER,
+    ActorFreezer,
+    freeze_start_up_objects,
+    pause_collector_for_start_up,
+)
 from tests.support.server import ServerProcess
 
 
